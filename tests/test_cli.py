@@ -1,0 +1,47 @@
+"""The command line: exit codes and one-line errors (no tracebacks)."""
+
+import yaml
+
+from voxpipe.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plugins_table_lists_builtins(capsys):
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:4] == ["KIND", "NAME", "PACKAGE", "VERSION"]
+    assert any(r.split()[:3] == ["solver", "euler", "voxpipe"] for r in rows)
+
+
+def test_config_validate_and_show_with_override(capsys, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"solver": {"type": "euler", "num_steps": 4}}))
+    assert run(capsys, "config", "validate", str(path))[0] == 0
+    code, out, _ = run(capsys, "config", "show", str(path), "--set", "solver.num_steps=8")
+    assert code == 0 and yaml.safe_load(out)["solver"]["num_steps"] == 8
+
+
+def test_config_error_exits_2_with_one_message(capsys, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"solver": {"type": "eulerr"}}))
+    code, _, err = run(capsys, "config", "validate", str(path))
+    assert code == 2 and "did you mean 'euler'" in err and "Traceback" not in err
+    path.write_text(yaml.safe_dump({"solver": {"type": "euler", "num_step": 8}}))
+    code, _, err = run(capsys, "config", "show", str(path))
+    assert code == 2 and "num_step" in err and "did you mean 'num_steps'" in err
+
+
+def test_usage_error_exits_2(capsys):
+    code, _, err = run(capsys, "synth", "--text", "hi")  # no -o
+    assert code == 2 and "-o/--output" in err
+
+
+def test_missing_text_file_is_usage_error(capsys, tmp_path):
+    code, _, err = run(capsys, "synth", "--text-file", str(tmp_path / "none.txt"), "-o", str(tmp_path / "o.wav"))
+    assert code == 2 and "none.txt" in err

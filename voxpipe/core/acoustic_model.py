@@ -1,0 +1,79 @@
+"""Acoustic model interface.
+
+A flow-matching model (output == "features") exposes two calls, and nothing about sampling:
+`condition()` builds the per-utterance conditions once, `velocity()` evaluates the vector field.
+Guidance wraps `velocity`, a Solver integrates it. A model that emits audio itself
+(output == "waveform", e.g. Kokoro) implements `generate_waveform()` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from voxpipe.core.component import Component
+from voxpipe.core.conditions import Conditions
+
+
+class AcousticModel(Component):
+    """Attributes set by implementations:
+
+    output:       "features" (needs a vocoder) or "waveform".
+    feature_dim:  F, channels of the features it consumes and emits (2 x mel bins for stereo).
+    sample_rate:  Hz of the features' frame grid (features) or of the audio (waveform).
+    hop_length:   samples per feature frame (features models).
+    feat_scale:   features are the extractor's output times this factor.
+    vocab:        token -> id the model was trained with, pad_id its padding id.
+    uses_guidance_scale_input: True when the guidance scale is an input of `velocity`
+                  (distilled models) rather than applied by classifier-free guidance.
+    num_channels: audio channels of the output (2 for stereo models).
+    """
+
+    kind = "acoustic_model"
+    output: Literal["features", "waveform"] = "features"
+    feature_dim: int = 0
+    sample_rate: int = 24000
+    hop_length: int = 256
+    feat_scale: float = 1.0
+    vocab: dict[str, int] | None = None
+    pad_id: int = 0
+    uses_guidance_scale_input: bool = False
+    num_channels: int = 1
+
+    def condition(
+        self,
+        prompt_tokens: list[list[int]],
+        tokens: list[list[int]],
+        prompt_features: torch.Tensor,
+        prompt_features_lens: torch.Tensor,
+        speed: float | torch.Tensor = 1.0,
+    ) -> Conditions:
+        """Build conditions for a batch.
+
+        prompt_features: (B, Tp, F) already multiplied by `feat_scale`, zero past each length.
+        prompt_features_lens: (B,) int64 frames. speed: > 1 is faster (fewer frames).
+        """
+        raise NotImplementedError
+
+    def velocity(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: Conditions,
+        guidance_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Vector field at state x (B, T, F) and time t (0-dim or (B,)), one decoder call."""
+        raise NotImplementedError
+
+    def generate_waveform(self, token_ids: list[int], voice: object, speed: float = 1.0) -> torch.Tensor:
+        """Waveform models only: ids -> (N,) float32 audio at `sample_rate`."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        info = {"output": self.output, "sample_rate": self.sample_rate}
+        if self.output == "features":
+            info.update(feature_dim=self.feature_dim, hop_length=self.hop_length)
+        if self.vocab is not None:
+            info["vocab_size"] = len(self.vocab)
+        return info
