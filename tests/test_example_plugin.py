@@ -7,7 +7,9 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 EXAMPLE = REPO / "examples" / "voxpipe-heun-solver"
 

@@ -27,6 +27,7 @@ from voxpipe.core.solver import draw_noise
 from voxpipe.core.text import TextSpan
 from voxpipe.core.voice import Voice
 from voxpipe.dsp.crossfade import crossfade_concat
+from voxpipe.dsp.loudness import match_prompt_loudness
 
 FINAL_PUNCTUATION = ";:,.!?；：，。！？"
 
@@ -252,13 +253,14 @@ class Pipeline:
         guidance_scale: float | None = None,
         t_shift: float | None = None,
         noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[torch.Tensor]:
         """One batch through condition -> guidance -> solver.
 
-        speed is the effective speed (after `speed_factor`). noise: (B, T, F) initial state,
-        else drawn from `generator`. Returns the generated (prompt removed) features of each
-        item, (T_i, F) each, in the model's scaled feature space.
+        speed is the effective speed (after `speed_factor`). noise: (B, T, F) initial state;
+        else each item's (T_i, F) noise is drawn from its own seed in `seeds` (so an item's
+        result does not depend on what it is batched with), zero beyond its length. Returns
+        the generated (prompt removed) features of each item, (T_i', F), model feature space.
         """
         model, batch = self.acoustic_model, len(token_ids)
         prompt = voice.prompt_features.unsqueeze(0).expand(batch, -1, -1)
@@ -266,7 +268,10 @@ class Pipeline:
         cond = model.condition([list(voice.prompt_token_ids)] * batch, [list(t) for t in token_ids], prompt, prompt_lens, speed)
         shape = (batch, cond.num_frames, model.feature_dim)
         if noise is None:
-            noise = draw_noise(shape, generator=generator)
+            seeds = list(seeds) if seeds is not None else [int(torch.randint(0, 2**62, ())) for _ in range(batch)]
+            noise = torch.zeros(shape)
+            for i, (seed, length) in enumerate(zip(seeds, cond.features_lens.tolist())):
+                noise[i, :length] = draw_noise((length, model.feature_dim), seed=seed)
         elif tuple(noise.shape) != shape:
             raise ConfigError(f"noise has shape {tuple(noise.shape)}; this batch needs (B, T, F) = {shape}")
         scale = self.guidance.scale if guidance_scale is None else guidance_scale
@@ -283,12 +288,8 @@ class Pipeline:
         vocode each channel, clamp to [-1, 1], and scale down to a quieter prompt's loudness."""
         unscaled = features.T / self.acoustic_model.feat_scale  # (F, T)
         channels = unscaled.chunk(self.num_channels, dim=0)
-        wave = torch.cat([self.vocoder.decode(c.unsqueeze(0)) for c in channels], dim=0).clamp(-1.0, 1.0)
-        return self._match_loudness(wave, voice.prompt_rms)
-
-    def _match_loudness(self, wave: torch.Tensor, prompt_rms: float) -> torch.Tensor:
-        target = self.settings.output_target_rms
-        return wave * (prompt_rms / target) if prompt_rms < target else wave
+        wave = torch.cat([self.vocoder.decode(c.unsqueeze(0)) for c in channels], dim=0)
+        return match_prompt_loudness(wave, voice.prompt_rms, self.settings.output_target_rms)
 
     def synthesize(
         self,
@@ -317,8 +318,8 @@ class Pipeline:
         if speed <= 0:
             raise ConfigError(f"speed must be > 0, got {speed}")
         seed = self.settings.seed if seed is None else seed
-        generator = torch.Generator()
-        generator.manual_seed(int(seed)) if seed is not None else generator.seed()
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
         if self.acoustic_model.output == "waveform":
             audios = [self._synthesize_waveform(t, voice, speed, progress) for t in texts]
         else:
@@ -328,7 +329,7 @@ class Pipeline:
                     "(pipeline.encode_prompt(...) or Voice.load(...)) or a prompt (--prompt / --voice)"
                 )
             audios = self._synthesize_features(
-                texts, voice, speed, num_steps, guidance_scale, t_shift, generator, noise, progress
+                texts, voice, speed, num_steps, guidance_scale, t_shift, seed, noise, progress
             )
         return audios[0] if isinstance(text, str) else audios
 
@@ -343,7 +344,7 @@ class Pipeline:
                     chunks.append(Chunk(index, span, ids))
         return chunks
 
-    def _synthesize_features(self, texts, voice, speed, num_steps, guidance_scale, t_shift, generator, noise, progress):
+    def _synthesize_features(self, texts, voice, speed, num_steps, guidance_scale, t_shift, seed, noise, progress):
         self._check_voice(voice)
         effective_speed = speed * self.settings.speed_factor
         chunks = self.plan_chunks(texts, voice, effective_speed)
@@ -362,7 +363,7 @@ class Pipeline:
             features = self.generate_features(
                 voice, [chunks[i].token_ids for i in batch], speed=effective_speed, num_steps=num_steps,
                 guidance_scale=guidance_scale, t_shift=t_shift,
-                noise=None if noise is None else noise[number], generator=generator,
+                noise=None if noise is None else noise[number], seeds=[chunk_seed(seed, i) for i in batch],
             )
             for index, item in zip(batch, features):
                 waves[index] = self.decode(item, voice)
@@ -387,6 +388,12 @@ class Pipeline:
 
             wave = trim_edge_silence(wave, rate)
         return Audio(wave[0] if wave.shape[0] == 1 else wave, rate)
+
+
+def chunk_seed(seed: int, chunk_index: int) -> int:
+    """The noise seed of the chunk at `chunk_index` of a request seeded with `seed`: the same
+    chunk gets the same noise whether it is generated alone, batched, or streamed."""
+    return (int(seed) * 1_000_003 + chunk_index) % (2**63 - 1)
 
 
 def _progress(items, enabled: bool, unit: str):

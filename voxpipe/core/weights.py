@@ -81,7 +81,11 @@ def _download(hub: HubLocation, location: str, what: str) -> Path:
         if hub.path and "." in hub.path.rsplit("/", 1)[-1]:
             return Path(huggingface_hub.hf_hub_download(hub.repo_id, hub.path, revision=hub.revision))
         patterns = [f"{hub.path}/*"] if hub.path else None
-        snapshot = Path(huggingface_hub.snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=patterns))
+        # A whole repository: the torch layout only (official repos also carry large ONNX exports).
+        ignore = None if hub.path else ["*.onnx", "*.onnx_data", "*.onnx.data"]
+        snapshot = Path(huggingface_hub.snapshot_download(
+            hub.repo_id, revision=hub.revision, allow_patterns=patterns, ignore_patterns=ignore
+        ))
         target = snapshot / hub.path if hub.path else snapshot
         if not target.exists():
             raise FileNotFoundError(target)
