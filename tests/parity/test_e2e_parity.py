@@ -33,6 +33,23 @@ E2E = fixtures_root() / "e2e"
 MANIFEST = json.loads((E2E / "manifest.json").read_text()) if (E2E / "manifest.json").is_file() else {"cases": {}}
 CASES = sorted(MANIFEST["cases"])
 
+def settings_of(case: dict) -> dict:
+    """Sampling arguments and pipeline-settings overrides of a manifest case."""
+    if case["pipeline"] == "luxtts":
+        gen, enc = case["generate"], case["encode"]
+        return {
+            "config": "luxtts",
+            "sampling": dict(num_steps=gen["num_steps"], guidance_scale=gen["guidance_scale"], t_shift=gen["t_shift"], speed=gen["speed"]),
+            "overrides": {"settings.prompt_max_seconds": enc["duration"], "settings.prompt_target_rms": enc["rms"]},
+        }
+    args = case["args"]
+    return {
+        "config": case["model_name"],
+        "sampling": dict(num_steps=args["num_step"], guidance_scale=args["guidance_scale"], t_shift=args["t_shift"], speed=args["speed"]),
+        "overrides": {"settings.prompt_target_rms": args["target_rms"], "settings.output_target_rms": args["target_rms"]},
+    }
+
+
 @pytest.fixture(scope="module", params=CASES)
 def case(request, tmp_path_factory):
     name = request.param

@@ -52,8 +52,8 @@ def arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def close(actual: torch.Tensor, expected: np.ndarray, tolerance: dict, what: str) -> None:
-    torch.testing.assert_close(actual.float(), torch.from_numpy(np.asarray(expected)).float(), msg=lambda m: f"{what}: {m}",
-                               **tolerance)
+    expected = torch.from_numpy(np.asarray(expected)).float()
+    torch.testing.assert_close(actual.float(), expected, msg=lambda m: f"{what}: {m}", **tolerance)
 
 
 @lru_cache(maxsize=4)
@@ -114,14 +114,16 @@ def test_vocos48k_waveforms(vocoders_dir: Path):
     for name, freq_range in other_ranges.items():
         close(vocos_48k(directory, freq_range).decode(mel), data[name], WAVE, name)
     # Our smooth mode returns what return_48k=False was meant to: the resampled 24 kHz head.
-    close(vocos_48k(directory, lux_freq_range(vocoders_dir), "24k-smooth").decode(mel), data["head24k_up48"], WAVE, "24k-smooth")
+    smooth = vocos_48k(directory, lux_freq_range(vocoders_dir), "24k-smooth")
+    close(smooth.decode(mel), data["head24k_up48"], WAVE, "24k-smooth")
 
 
 @pytest.mark.parametrize("output", ["48k", "24k-smooth"])
 def test_vocos48k_chunked_decode_matches_reference(vocoders_dir: Path, output: str):
     data = arrays(vocoders_dir / "luxtts_vocoder" / "io.npz")
     frames = data["mel"].shape[-1]
-    vocoder = vocos_48k(vocoders_dir / "luxtts_vocoder", lux_freq_range(vocoders_dir), output, chunk_frames=max(16, frames // 3))
+    chunk_frames = max(16, frames // 3)
+    vocoder = vocos_48k(vocoders_dir / "luxtts_vocoder", lux_freq_range(vocoders_dir), output, chunk_frames)
     expected = data["wav48k"] if output == "48k" else data["head24k_up48"]
     close(vocoder.decode(torch.from_numpy(data["mel"])), expected, WAVE, f"{output} decoded in chunks")
 
@@ -130,7 +132,8 @@ def test_luxtts_post_processing(vocoders_dir: Path):
     data = arrays(vocoders_dir / "luxtts_vocoder" / "io.npz")
     vocoder = vocos_48k(vocoders_dir / "luxtts_vocoder", lux_freq_range(vocoders_dir))
     features = torch.from_numpy(data["fm_features"]).transpose(1, 2) / LUXTTS_FEATURE_SCALE
-    wave = match_prompt_loudness(vocoder.decode(features), torch.from_numpy(data["lux_prompt_rms"]), LUXTTS_OUTPUT_TARGET_RMS)
+    prompt_rms = torch.from_numpy(data["lux_prompt_rms"])
+    wave = match_prompt_loudness(vocoder.decode(features), prompt_rms, LUXTTS_OUTPUT_TARGET_RMS)
     close(wave, data["luxtts_wav"], WAVE, "luxtts_wav")
 
 

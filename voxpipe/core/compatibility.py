@@ -47,13 +47,15 @@ def check_pipeline(*, features=None, tokenizer=None, acoustic_model=None, vocode
             raise CompatibilityError(
                 f"{_label(model)} emits features, so the pipeline also needs: {', '.join(missing)}"
             )
-        channels = getattr(model, "num_channels", 1)
+        channels = getattr(features, "num_channels", 1)
+        per_channel = features.feature_dim // channels
+        _require_equal(features, "num_channels", channels, model, "num_channels", getattr(model, "num_channels", 1), problems)
         _require_equal(features, "sample_rate", features.sample_rate, model, "sample_rate", model.sample_rate, problems)
         _require_equal(features, "hop_length", features.hop_length, model, "hop_length", model.hop_length, problems)
-        _require_equal(features, f"feature_dim x {channels} channels", features.feature_dim * channels, model, "feature_dim", model.feature_dim, problems)
+        _require_equal(features, "feature_dim", features.feature_dim, model, "feature_dim", model.feature_dim, problems)
         _require_equal(features, "sample_rate", features.sample_rate, vocoder, "feature_sample_rate", vocoder.feature_sample_rate, problems)
         _require_equal(features, "hop_length", features.hop_length, vocoder, "hop_length", vocoder.hop_length, problems)
-        _require_equal(features, "feature_dim", features.feature_dim, vocoder, "feature_dim", vocoder.feature_dim, problems)
+        _require_equal(features, "feature_dim per channel", per_channel, vocoder, "feature_dim", vocoder.feature_dim, problems)
         needs_input = getattr(guidance, "feeds_scale_to_model", False)
         if needs_input != model.uses_guidance_scale_input:
             want = "takes the guidance scale as an input (use guidance 'distilled')" if model.uses_guidance_scale_input else "does not take a guidance-scale input (use 'classifier-free' or 'none')"

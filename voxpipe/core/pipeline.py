@@ -126,62 +126,104 @@ class Pipeline:
         return getattr(self.acoustic_model, "num_channels", 1)
 
     # ---- prompt --------------------------------------------------------------------------
-    def encode_prompt(self, audio: Audio | str | Path, text: str | None = None) -> Voice:
+    def encode_prompt(
+        self,
+        audio: Audio | str | Path | Sequence[Audio | str | Path],
+        text: str | Sequence[str] | None = None,
+    ) -> Voice:
         """Encode a speaker prompt once (features, token ids, transcript, original RMS).
 
-        audio: an `Audio` or a sound-file path. text: its transcript; transcribed with the
-        pipeline's transcriber (default: offline faster-whisper) when None.
+        audio: an `Audio` or a sound-file path; for two-speaker dialog models also a pair
+        (speaker 1, speaker 2), joined in time (mono models) or placed on one channel each
+        (stereo models), as ZipVoice-Dialog does. text: the transcript (a pair of transcripts
+        is joined as "[S1]t1[S2]t2"); transcribed with the pipeline's transcriber (default:
+        offline faster-whisper) when None.
         """
         if self.acoustic_model.output != "features":
             raise ConfigError(
                 f"acoustic_model {self.acoustic_model.name!r} does not clone voices from a prompt; "
                 "pass one of its built-in voices by name instead"
             )
-        from voxpipe.audio.io import load_audio, resample
         from voxpipe.audio.prompt import prepare_prompt
 
-        settings, rate = self.settings, self.features.sample_rate
-        source = str(audio) if not isinstance(audio, Audio) else "<audio>"
-        if isinstance(audio, Audio):
-            if audio.samples.dim() == 2:
-                audio = Audio(audio.samples.mean(dim=0), audio.sample_rate)
-            if audio.sample_rate != rate:
-                audio = resample(audio, rate, method=settings.prompt_resampler)
-            if settings.prompt_max_seconds is not None:
-                audio = Audio(audio.samples[: int(round(settings.prompt_max_seconds * rate))], rate)
-        else:
-            audio = load_audio(audio, rate, max_seconds=settings.prompt_max_seconds, resampler=settings.prompt_resampler)
+        sources = list(audio) if isinstance(audio, (list, tuple)) else [audio]
+        if not 1 <= len(sources) <= 2:
+            raise ConfigError(f"a prompt is one audio, or two for dialog models; got {len(sources)}")
+        clips = [self._load_prompt_audio(source) for source in sources]
         if text is None:
-            text = self._transcribe(audio)
+            text = [self._transcribe(clip) for clip in clips]
+        texts = [text] if isinstance(text, str) else list(text)
+        if len(texts) != len(clips):
+            raise ConfigError(f"{len(clips)} prompt audio(s) but {len(texts)} transcript(s)")
+        if self.settings.add_final_punctuation:
+            texts = [add_final_punctuation(t) for t in texts]
+        transcript = texts[0] if len(texts) == 1 else f"[S1]{texts[0]}[S2]{texts[1]}"
         prepared, prompt_rms = prepare_prompt(
-            audio, target_rms=settings.prompt_target_rms, remove_silence=settings.prompt_remove_silence
+            self._join_prompts(clips), target_rms=self.settings.prompt_target_rms,
+            remove_silence=self.settings.prompt_remove_silence,
         )
-        if settings.add_final_punctuation:
-            text = add_final_punctuation(text)
         features = self.features(prepared.samples) * self.acoustic_model.feat_scale
-        token_ids = self.tokenizer.encode(text)
+        token_ids = self.tokenizer.encode(transcript)
         if not token_ids:
-            raise TextError(f"the prompt transcript {text!r} has no tokens")
+            raise TextError(f"the prompt transcript {transcript!r} has no tokens")
         return Voice(
             prompt_features=features.to(torch.float32),
             prompt_token_ids=token_ids,
-            transcript=text,
+            transcript=transcript,
             prompt_rms=float(prompt_rms),
             settings={
-                "source": source,
+                "source": ["<audio>" if isinstance(s, Audio) else str(s) for s in sources],
                 "num_samples": prepared.num_samples,
-                "sample_rate": rate,
+                "sample_rate": self.features.sample_rate,
                 "hop_length": self.features.hop_length,
                 "feature_dim": int(features.shape[-1]),
                 "feat_scale": self.acoustic_model.feat_scale,
                 "features": self.features.name,
                 "tokenizer": self.tokenizer.name,
                 "acoustic_model": self.acoustic_model.name,
-                "prompt_target_rms": settings.prompt_target_rms,
-                "prompt_remove_silence": settings.prompt_remove_silence,
-                "prompt_resampler": settings.prompt_resampler,
+                "prompt_target_rms": self.settings.prompt_target_rms,
+                "prompt_remove_silence": self.settings.prompt_remove_silence,
+                "prompt_resampler": self.settings.prompt_resampler,
             },
         )
+
+    def _load_prompt_audio(self, source: Audio | str | Path) -> Audio:
+        """One prompt clip at the features' rate: mono, or kept multi-channel for stereo models."""
+        from voxpipe.audio.io import load_audio, resample
+
+        settings, rate = self.settings, self.features.sample_rate
+        keep_channels = self.features.num_channels > 1
+        if not isinstance(source, Audio):
+            return load_audio(source, rate, mono=not keep_channels, max_seconds=settings.prompt_max_seconds,
+                              resampler=settings.prompt_resampler)
+        clip = source
+        if settings.prompt_max_seconds is not None:
+            clip = Audio(clip.samples[..., : int(settings.prompt_max_seconds * clip.sample_rate)], clip.sample_rate)
+        if clip.samples.dim() == 2 and not keep_channels:
+            clip = Audio(clip.samples.mean(dim=0), clip.sample_rate)
+        return resample(clip, rate, method=settings.prompt_resampler) if clip.sample_rate != rate else clip
+
+    def _join_prompts(self, clips: list[Audio]) -> Audio:
+        """One prompt from one or two clips, laid out for the features' channel count."""
+        rate, channels = clips[0].sample_rate, self.features.num_channels
+        if channels == 1:
+            return clips[0] if len(clips) == 1 else Audio(torch.cat([c.samples for c in clips]), rate)
+        if len(clips) == 1:
+            if clips[0].num_channels != channels:
+                raise ConfigError(
+                    f"features {self.features.name!r} take {channels}-channel prompts: give a {channels}-channel "
+                    "recording of the dialogue, or two single-speaker prompts"
+                )
+            return clips[0]
+        if all(c.num_channels == channels for c in clips):
+            return Audio(torch.cat([c.samples for c in clips], dim=-1), rate)
+        # Two single-speaker clips: speaker 1 on channel 0 then speaker 2 on channel 1; the other
+        # channel is silent meanwhile (ZipVoice reads a recorded-silence file there; zeros here).
+        first, second = (c.samples.reshape(-1, c.num_samples).mean(dim=0) for c in clips)
+        stereo = torch.zeros(2, first.numel() + second.numel())
+        stereo[0, : first.numel()] = first
+        stereo[1, first.numel():] = second
+        return Audio(stereo, rate)
 
     def _transcribe(self, audio: Audio) -> str:
         transcriber = self.transcriber
@@ -201,7 +243,15 @@ class Pipeline:
             raise TextError("the transcriber heard no words in the prompt; pass its transcript (--prompt-text)")
         return text
 
-    def _check_voice(self, voice: Voice) -> None:
+    def stream(self, voice: Voice | str | None = None, **options):
+        """A streaming session: `push_text()`, `flush()`, iterate `AudioChunk`s (see
+        voxpipe.streaming.StreamingSession for the options and the chunking policy)."""
+        from voxpipe.streaming import StreamingSession
+
+        return StreamingSession(self, voice, **options)
+
+    def check_voice(self, voice: Voice) -> None:
+        """Raise ConfigError if `voice` was not made for this pipeline's features and model."""
         expected = self.acoustic_model.feature_dim
         if voice.prompt_features.shape[-1] != expected:
             raise ConfigError(
@@ -289,6 +339,12 @@ class Pipeline:
         unscaled = features.T / self.acoustic_model.feat_scale  # (F, T)
         channels = unscaled.chunk(self.num_channels, dim=0)
         wave = torch.cat([self.vocoder.decode(c.unsqueeze(0)) for c in channels], dim=0)
+        if not bool(torch.isfinite(wave).all()):
+            raise VoxpipeError(
+                f"vocoder {self.vocoder.name!r} produced non-finite samples from features in "
+                f"[{float(unscaled.min()):.3g}, {float(unscaled.max()):.3g}]; the acoustic model's weights or "
+                "feature scale do not fit this vocoder"
+            )
         return match_prompt_loudness(wave, voice.prompt_rms, self.settings.output_target_rms)
 
     def synthesize(
@@ -345,7 +401,7 @@ class Pipeline:
         return chunks
 
     def _synthesize_features(self, texts, voice, speed, num_steps, guidance_scale, t_shift, seed, noise, progress):
-        self._check_voice(voice)
+        self.check_voice(voice)
         effective_speed = speed * self.settings.speed_factor
         chunks = self.plan_chunks(texts, voice, effective_speed)
         if not chunks:

@@ -2,7 +2,7 @@
 
 `euler` is ZipVoice's sampler: x_{k+1} = x_k + (t_{k+1} - t_k) v(x_k, t_k) on a shifted time
 grid. `luxtts-euler` is LuxTTS's algebraically equal form that re-anchors each step on the
-predicted endpoints (and snaps to the predicted data on the last step).
+predicted endpoints (and jumps straight to the prediction at t_end on the last step).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def shifted_timesteps(num_steps: int, t_shift: float, t_start: float = 0.0, t_en
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     if t_shift <= 0:
         raise ValueError(f"t_shift must be > 0, got {t_shift}")
-    u = torch.linspace(t_start, t_end, num_steps + 1)
+    u = torch.linspace(t_start, t_end, num_steps + 1, dtype=torch.float32)
     return t_shift * u / (1 + (t_shift - 1) * u)
 
 

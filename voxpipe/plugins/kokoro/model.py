@@ -19,11 +19,12 @@ from voxpipe.core.acoustic_model import AcousticModel
 from voxpipe.core.component import Params as BaseParams
 from voxpipe.core.errors import ConfigError, TextError, WeightsError
 from voxpipe.plugins.kokoro.assets import (
+    KOKORO_SAMPLE_RATE,
+    MAX_TOKENS,
     bundled_model_path,
     bundled_sample_rate,
     bundled_vocab_path,
     bundled_voices_path,
-    KOKORO_SAMPLE_RATE,
     load_vocab,
     require,
     resolve,
@@ -73,7 +74,7 @@ class KokoroModel(AcousticModel):
         self.bank = VoiceBank(load_voice_packs(voices_file))
         self.bank.resolve(voice)  # an unknown default voice fails when the pipeline is built
         self.default_voice = voice
-        self.max_tokens = self.bank.max_tokens
+        self.max_tokens = min(MAX_TOKENS, self.bank.max_tokens)
         self._valid_ids = frozenset(self.vocab.values())
         self.session = self._open_session(ort, model_file, intra_op_threads, inter_op_threads)
         self._token_input = self._check_inputs(model_file)
@@ -87,7 +88,7 @@ class KokoroModel(AcousticModel):
             options.inter_op_num_threads = inter
         try:
             return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types for bad files
+        except Exception as error:  # noqa: BLE001 - onnxruntime's own exception types derive from Exception
             raise WeightsError(f"Kokoro ONNX model {model_file} could not be loaded: {type(error).__name__}: {error}") from None
 
     def _check_inputs(self, model_file: Path) -> str:

@@ -10,8 +10,18 @@ from pydantic import Field
 from voxpipe.core.component import Params as BaseParams
 from voxpipe.core.errors import TextError
 from voxpipe.core.tokenizer import Tokenizer
-from voxpipe.plugins.kokoro.assets import MAX_TOKENS, bundled_vocab_path, load_vocab, resolve
-from voxpipe.plugins.kokoro.phonemes import CONVERTERS, ESPEAK_VOICES, join_sentences, vocabulary_symbols
+from voxpipe.plugins.kokoro.assets import (
+    MAX_TOKENS,
+    bundled_vocab_path,
+    load_vocab,
+    resolve,
+)
+from voxpipe.plugins.kokoro.phonemes import (
+    CONVERTERS,
+    ESPEAK_VOICES,
+    join_sentences,
+    vocabulary_symbols,
+)
 
 
 class KokoroTokenizer(Tokenizer):
@@ -85,7 +95,7 @@ class KokoroTokenizer(Tokenizer):
             listing = ", ".join(f"{symbol!r} (U+{ord(symbol):04X}) at {index}" for index, symbol in unknown[:20])
             more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
             message = (
-                f"phoneme string {''.join(symbols)!r}{source} has {len(unknown)} symbol(s) outside Kokoro's "
+                f"phoneme string {_shorten(''.join(symbols), 200)!r}{source} has {len(unknown)} symbol(s) outside Kokoro's "
                 f"vocabulary: {listing}{more}"
             )
             if self.strict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +71,18 @@ def load_voice_packs(path: Path) -> dict[str, np.ndarray]:
             import torch
 
             for file in sorted(path.glob("*.pt")):
-                packs[file.stem] = _as_pack(torch.load(file, map_location="cpu", weights_only=True).float().numpy(), file.stem, file)
+                tensor = torch.load(file, map_location="cpu", weights_only=True)
+                if not isinstance(tensor, torch.Tensor):
+                    raise WeightsError(f"Kokoro voice file {file} holds a {type(tensor).__name__}, not a tensor")
+                packs[file.stem] = _as_pack(tensor.float().numpy(), file.stem, file)
         else:
             with np.load(path, allow_pickle=False) as archive:
                 for name in archive.files:
                     packs[name] = _as_pack(archive[name], name, path)
     except WeightsError:
         raise
-    except Exception as error:  # unreadable archive or tensor file: name the file, not the library's internals
+    except (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as error:
+        # an unreadable archive or tensor file: name the file, not the library's internals
         raise WeightsError(f"Kokoro voices {path} could not be read: {type(error).__name__}: {error}") from None
     if not packs:
         raise WeightsError(f"Kokoro voices {path}: no voices found (expected an .npz archive or a directory of .pt packs)")

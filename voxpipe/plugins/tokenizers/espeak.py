@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from voxpipe.core.component import Params
-from voxpipe.core.errors import TextError
+from voxpipe.core.errors import ConfigError, TextError
 from voxpipe.plugins.tokenizers.espeak_backends import BACKEND_HELP, EspeakBackendName, make_backend
 from voxpipe.plugins.tokenizers.vocabulary import Dropped, Tokenization, VocabularyTokenizer
 
@@ -31,7 +31,10 @@ class EspeakTokenizer(VocabularyTokenizer):
         super().__init__(tokens, strict)
         self.language = language
         self.backend = make_backend(backend)
-        self.backend.phonemize("", language)  # an unknown voice fails here, not mid-synthesis
+        try:  # an unknown voice fails here, not mid-synthesis
+            self.backend.phonemize("", language)
+        except TextError as error:
+            raise ConfigError(f"espeak-ng has no voice {language!r} (see `espeak-ng --voices`): {error}") from None
 
     def describe(self) -> dict:
         return {**super().describe(), "language": self.language, "espeak_backend": self.backend.name}

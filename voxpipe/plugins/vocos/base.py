@@ -10,13 +10,13 @@ from torch import nn
 
 from voxpipe.core.errors import ConfigError
 from voxpipe.core.vocoder import Vocoder
+from voxpipe.core.weights import resolve_path
 from voxpipe.plugins.vocos.checkpoint import (
     CheckpointFiles,
     find_files,
     fold_weight_norm,
     load_strict,
     read_state_dict,
-    resolve_location,
 )
 from voxpipe.plugins.vocos.chunking import decode_in_chunks
 from voxpipe.plugins.vocos.config import parse_sections
@@ -48,7 +48,7 @@ class CheckpointVocoder(Vocoder):
     def _load(self, weights: str, device: str) -> dict[str, Any]:
         """Resolve, parse config, build the module, load weights strictly; returns the specs."""
         target = torch_device(device)
-        location = resolve_location(weights, what=f"{self.name} weights")
+        location = resolve_path(weights, what=f"{self.name} weights")  # local path, or hf:// resolved
         self.files = find_files(Path(location), self.CHECKPOINT_NAMES, self.SUBDIRS, what=f"{self.name} weights")
         specs = parse_sections(self.files.config, self.SECTIONS)
         model = self._build(specs)
@@ -62,6 +62,7 @@ class CheckpointVocoder(Vocoder):
         return specs
 
     def _build(self, specs: dict[str, Any]) -> nn.Module:
+        """Check the specs agree with each other, set rate attributes they imply, build the module."""
         raise NotImplementedError
 
     # ---- decoding ----------------------------------------------------------------------------
@@ -100,7 +101,8 @@ class CheckpointVocoder(Vocoder):
             raise ValueError(f"{self.name}.decode expects features (B, F, T), got {shape}")
         if features.shape[1] != self.feature_dim:
             raise ValueError(
-                f"{self.name}.decode expects {self.feature_dim} feature channels (B, F, T), got shape {tuple(features.shape)}"
+                f"{self.name}.decode expects {self.feature_dim} feature channels (B, F, T), "
+                f"got shape {tuple(features.shape)}"
             )
         return features.to(device=self.device, dtype=torch.float32)
 

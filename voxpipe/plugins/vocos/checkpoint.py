@@ -20,14 +20,9 @@ class CheckpointFiles:
     checkpoint: Path
 
 
-def resolve_location(weights: str, what: str) -> Path:
-    """Local path for `weights` (a directory, a checkpoint file or `hf://org/repo[/path]`)."""
-    from voxpipe.core.weights import resolve_path
-
-    return resolve_path(weights, what=what)
-
-
-def find_files(location: Path, checkpoint_names: tuple[str, ...], subdirs: tuple[str, ...], what: str) -> CheckpointFiles:
+def find_files(
+    location: Path, checkpoint_names: tuple[str, ...], subdirs: tuple[str, ...], what: str
+) -> CheckpointFiles:
     """config.yaml + the first present checkpoint name, in `location` or one of its `subdirs`.
 
     `location` may also be the checkpoint file itself (its directory then holds config.yaml).

@@ -83,7 +83,7 @@ class _Section:
     def _where(self, key: str) -> str:
         return f"{self.path}: {self.section}.init_args.{key}"
 
-    def int(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
         if key not in self.args:
             if default is None:
                 raise ModelConfigError(f"{self._where(key)} is missing (an integer is required)")
@@ -101,7 +101,7 @@ class _Section:
             raise ModelConfigError(f"{self._where(key)} = {value!r}; expected one of {', '.join(choices)}")
         return value
 
-    def int_list(self, key: str, default: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    def integer_list(self, key: str, default: tuple[int, ...] | None = None) -> tuple[int, ...]:
         value = self.args.get(key)
         if value is None:
             if default is None:
@@ -114,10 +114,10 @@ class _Section:
 
 def _mel(s: _Section) -> MelSpec:
     return MelSpec(
-        sample_rate=s.int("sample_rate", 24000),
-        n_fft=s.int("n_fft", 1024),
-        hop_length=s.int("hop_length", 256),
-        n_mels=s.int("n_mels", 100),
+        sample_rate=s.integer("sample_rate", 24000),
+        n_fft=s.integer("n_fft", 1024),
+        hop_length=s.integer("hop_length", 256),
+        n_mels=s.integer("n_mels", 100),
         padding=s.choice("padding", PADDINGS, "center"),
     )
 
@@ -130,10 +130,10 @@ def _backbone(s: _Section) -> BackboneSpec:
         )
     scale = s.args.get("layer_scale_init_value")
     return BackboneSpec(
-        input_channels=s.int("input_channels"),
-        dim=s.int("dim"),
-        intermediate_dim=s.int("intermediate_dim"),
-        num_layers=s.int("num_layers"),
+        input_channels=s.integer("input_channels"),
+        dim=s.integer("dim"),
+        intermediate_dim=s.integer("intermediate_dim"),
+        num_layers=s.integer("num_layers"),
         # Vocos: `layer_scale_init_value or 1 / num_layers`, and gamma exists only if that is > 0.
         layer_scale=not (scale is not None and scale < 0),
     )
@@ -141,21 +141,21 @@ def _backbone(s: _Section) -> BackboneSpec:
 
 def _head(s: _Section) -> HeadSpec:
     return HeadSpec(
-        dim=s.int("dim"),
-        n_fft=s.int("n_fft"),
-        hop_length=s.int("hop_length"),
+        dim=s.integer("dim"),
+        n_fft=s.integer("n_fft"),
+        hop_length=s.integer("hop_length"),
         padding=s.choice("padding", PADDINGS, "same"),  # Vocos' default
     )
 
 
 def _upsampler(s: _Section) -> UpsamplerSpec:
-    factors = s.int_list("upsample_factors")
-    kernels = s.int_list("kernel_sizes", default=(8,) * len(factors))  # LinaCodec's default
+    factors = s.integer_list("upsample_factors")
+    kernels = s.integer_list("kernel_sizes", default=(8,) * len(factors))  # LinaCodec's default
     if len(kernels) != len(factors):
         raise ModelConfigError(
             f"{s._where('kernel_sizes')} has {len(kernels)} entries but upsample_factors has {len(factors)}"
         )
-    spec = UpsamplerSpec(in_channels=s.int("in_channels"), upsample_factors=factors, kernel_sizes=kernels)
+    spec = UpsamplerSpec(in_channels=s.integer("in_channels"), upsample_factors=factors, kernel_sizes=kernels)
     # Each stage halves the channels and normalises them with GroupNorm(32 groups).
     divisor = GROUP_NORM_GROUPS * 2 ** len(factors)
     if spec.in_channels % divisor:
@@ -217,7 +217,8 @@ def parse_sections(path: Path, sections: tuple[str, ...]) -> dict[str, Any]:
     for section in sections:
         entry = data.get(section)
         if entry is None:
-            raise ModelConfigError(f"{path}: section {section!r} is missing (found: {', '.join(map(str, data)) or 'none'})")
+            found = ", ".join(map(str, data)) or "none"
+            raise ModelConfigError(f"{path}: section {section!r} is missing (found: {found})")
         if not isinstance(entry, dict) or "class_path" not in entry:
             raise ModelConfigError(f"{path}: {section}.class_path is missing")
         class_path = entry["class_path"]

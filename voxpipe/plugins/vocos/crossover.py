@@ -27,7 +27,7 @@ def crossover_mask(num_bins: int, cutoff_hz: float, sample_rate: int, transition
 def crossover_merge(high: torch.Tensor, low: torch.Tensor, cutoff_hz: float, sample_rate: int) -> torch.Tensor:
     """high, low (B, N) at `sample_rate` -> (B, N): spectrum of `low` below `cutoff_hz`, of `high`
     above, computed over the whole signal at once (one rfft of length N)."""
-    spec_high = torch.fft.rfft(high)
-    spec_low = torch.fft.rfft(low)
-    mask = crossover_mask(spec_high.shape[-1], cutoff_hz, sample_rate, device=high.device)
-    return torch.fft.irfft(spec_high * mask + spec_low * (1.0 - mask), n=high.shape[-1])
+    merged = torch.fft.rfft(high)
+    mask = crossover_mask(merged.shape[-1], cutoff_hz, sample_rate, device=high.device)
+    merged.mul_(mask).add_(torch.fft.rfft(low).mul_(1.0 - mask))  # in place: long inputs make big spectra
+    return torch.fft.irfft(merged, n=high.shape[-1])

@@ -16,10 +16,14 @@ import torch
 from pydantic import Field
 
 from voxpipe.core.component import Params
+from voxpipe.core.errors import ConfigError
 from voxpipe.core.vocoder import Vocoder
 from voxpipe.dsp.mel import hann_window, mel_filterbank
 
 PHASE_EPS = 1e-16
+# Log-mel of audio within [-1, 1] stays below ~9.2 (|STFT| <= n_fft / 2, summed by one filter); larger
+# inputs (an untrained acoustic model) are clipped so exp() cannot overflow, as Vocos clips magnitudes.
+MAX_LOG_MEL = 12.0
 
 
 class GriffinLim(Vocoder):
@@ -45,10 +49,15 @@ class GriffinLim(Vocoder):
         self.sample_rate = self.feature_sample_rate = sample_rate
         self.hop_length, self.n_fft, self.feature_dim = hop_length, n_fft, n_mels
         self.n_iter, self.momentum, self.seed = n_iter, momentum, seed
+        if hop_length > n_fft:
+            raise ConfigError(f"griffin-lim: hop_length {hop_length} must not exceed n_fft {n_fft}")
         self.window = hann_window(n_fft)
-        self.filterbank = mel_filterbank(
-            n_freqs=n_fft // 2 + 1, sample_rate=sample_rate, n_mels=n_mels, f_min=f_min, f_max=f_max
-        )
+        try:
+            self.filterbank = mel_filterbank(
+                n_freqs=n_fft // 2 + 1, sample_rate=sample_rate, n_mels=n_mels, f_min=f_min, f_max=f_max
+            )
+        except ValueError as error:
+            raise ConfigError(f"griffin-lim: {error}") from None
         # (n_freqs, n_mels): least-squares inverse of mel = filterbank^T @ linear
         self.inverse_filterbank = torch.linalg.pinv(self.filterbank.T.double()).float()
 
@@ -58,11 +67,13 @@ class GriffinLim(Vocoder):
 
     def linear_magnitude(self, features: torch.Tensor) -> torch.Tensor:
         """log-mel (B, n_mels, T) -> linear magnitude (B, n_fft / 2 + 1, T), >= 0."""
-        return torch.matmul(self.inverse_filterbank.to(features.device), features.exp()).clamp(min=0)
+        magnitude = features.clamp(max=MAX_LOG_MEL).exp()
+        return torch.matmul(self.inverse_filterbank.to(features.device), magnitude).clamp(min=0)
 
     def _stft(self, wave: torch.Tensor) -> torch.Tensor:
+        # Zero padding (not reflect): works for waveforms shorter than n_fft / 2, i.e. a few frames.
         return torch.stft(wave, self.n_fft, self.hop_length, window=self.window.to(wave.device), center=True,
-                          pad_mode="reflect", return_complex=True)
+                          pad_mode="constant", return_complex=True)
 
     def _istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         return torch.istft(spec, self.n_fft, self.hop_length, window=self.window.to(spec.device), center=True,

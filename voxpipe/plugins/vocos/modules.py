@@ -58,6 +58,7 @@ class VocosBackbone(nn.Module):
 
     def __init__(self, spec: BackboneSpec):
         super().__init__()
+        self.dim = spec.dim
         self.embed = nn.Conv1d(spec.input_channels, spec.dim, kernel_size=7, padding=3)
         self.norm = nn.LayerNorm(spec.dim, eps=LAYER_NORM_EPS)
         self.convnext = nn.ModuleList(
@@ -113,7 +114,7 @@ class ISTFT(nn.Module):
         envelope = nn.functional.fold(squared, **fold)[0, 0, 0]
         wave, envelope = wave[:, pad : length - pad], envelope[pad : length - pad]
         if not bool((envelope > 1e-11).all()):
-            raise ValueError(f"ISTFT window (n_fft {self.n_fft}, hop {self.hop_length}) does not overlap-add to nonzero")
+            raise ValueError(f"ISTFT window (n_fft {self.n_fft}, hop {self.hop_length}) does not overlap-add to > 0")
         return wave / envelope
 
 

@@ -151,7 +151,9 @@ class UpSamplerBlock(nn.Module):
 class DualHeadVocosModel(VocosModel):
     """VocosModel + upsampler + head_48k: the LuxTTS `vocoder/vocos.bin` state-dict layout."""
 
-    def __init__(self, mel: MelSpec, backbone: BackboneSpec, head: HeadSpec, upsampler: UpsamplerSpec, head_48k: HeadSpec):
+    def __init__(
+        self, mel: MelSpec, backbone: BackboneSpec, head: HeadSpec, upsampler: UpsamplerSpec, head_48k: HeadSpec
+    ):
         super().__init__(mel, backbone, head)
         self.upsampler = UpSamplerBlock(upsampler)
         self.head_48k = ISTFTHead(head_48k)

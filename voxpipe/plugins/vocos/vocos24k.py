@@ -29,7 +29,8 @@ class Vocos24k(CheckpointVocoder):
         )
         device: str = Field("cpu", description="torch device")
         chunk_frames: int | None = Field(
-            DEFAULT_CHUNK_FRAMES, ge=16, description="decode longer inputs in chunks of this many frames; None = one pass"
+            DEFAULT_CHUNK_FRAMES, ge=16,
+            description="decode longer inputs in chunks of this many frames (same result); None = one pass",
         )
 
     SECTIONS = ("feature_extractor", "backbone", "head")
@@ -53,7 +54,9 @@ class Vocos24k(CheckpointVocoder):
                 f"= {backbone.input_channels}"
             )
         if head.dim != backbone.dim:
-            raise ModelConfigError(f"{config}: head.init_args.dim = {head.dim} but backbone.init_args.dim = {backbone.dim}")
+            raise ModelConfigError(
+                f"{config}: head.init_args.dim = {head.dim} but backbone.init_args.dim = {backbone.dim}"
+            )
         if head.hop_length != mel.hop_length:
             raise ModelConfigError(
                 f"{config}: head.init_args.hop_length = {head.hop_length} but feature_extractor.init_args.hop_length "

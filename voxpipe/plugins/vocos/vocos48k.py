@@ -48,13 +48,13 @@ class LuxVocos48k(CheckpointVocoder):
             description="48k: merged output (official); 24k-smooth: the 24 kHz head resampled to 48 kHz only",
         )
         chunk_frames: int | None = Field(
-            DEFAULT_CHUNK_FRAMES, ge=16, description="decode longer inputs in chunks of this many frames; None = one pass"
+            DEFAULT_CHUNK_FRAMES, ge=16,
+            description="decode longer inputs in chunks of this many frames (same result); None = one pass",
         )
 
     SECTIONS = ("feature_extractor", "backbone", "head", "upsampler", "head_48k")
     CHECKPOINT_NAMES = ("vocos.bin", "pytorch_model.bin", "model.safetensors")
     SUBDIRS = ("", "vocoder")  # the vocoder directory itself, or a LuxTTS / LinaCodec model directory
-    FADE_FRAMES = 8
 
     def __init__(self, weights: str = "hf://YatharthS/LuxTTS/vocoder", device: str = "cpu", freq_range: float = 12000,
                  output: Literal["48k", "24k-smooth"] = "48k", chunk_frames: int | None = DEFAULT_CHUNK_FRAMES):
@@ -65,13 +65,13 @@ class LuxVocos48k(CheckpointVocoder):
         self.feature_sample_rate = specs["feature_extractor"].sample_rate
         self.hop_length = specs["head"].hop_length
         self.feature_dim = specs["backbone"].input_channels
-        self.sample_rate = self._high_rate
 
     def _build(self, specs: dict[str, Any]) -> DualHeadVocosModel:
         mel, backbone, head, upsampler, head_48k = (specs[s] for s in self.SECTIONS)
         config = self.files.config
         checks = [
-            ("feature_extractor.init_args.n_mels", mel.n_mels, "backbone.init_args.input_channels", backbone.input_channels),
+            ("feature_extractor.init_args.n_mels", mel.n_mels,
+             "backbone.init_args.input_channels", backbone.input_channels),
             ("head.init_args.dim", head.dim, "backbone.init_args.dim", backbone.dim),
             ("head.init_args.hop_length", head.hop_length, "feature_extractor.init_args.hop_length", mel.hop_length),
             ("upsampler.init_args.in_channels", upsampler.in_channels, "backbone.init_args.dim", backbone.dim),
@@ -80,13 +80,13 @@ class LuxVocos48k(CheckpointVocoder):
         for key_a, value_a, key_b, value_b in checks:
             if value_a != value_b:
                 raise ModelConfigError(f"{config}: {key_a} = {value_a} but {key_b} = {value_b}")
-        # Output rate of head_48k: its hop covers hop_48k / prod(factors) of a 24 kHz frame.
+        # Output rate = rate of head_48k: prod(factors) * hop_48k of its samples span one 24 kHz frame.
         factor = math.prod(upsampler.upsample_factors) * head_48k.hop_length
         if (mel.sample_rate * factor) % head.hop_length:
             raise ModelConfigError(
                 f"{config}: head_48k rate {mel.sample_rate} * {factor} / {head.hop_length} Hz is not an integer"
             )
-        self._high_rate = mel.sample_rate * factor // head.hop_length
+        self.sample_rate = mel.sample_rate * factor // head.hop_length
         return DualHeadVocosModel(mel, backbone, head, upsampler, head_48k)
 
     # ---- stages (public for tests and inspection) ----------------------------------------------
@@ -117,7 +117,9 @@ class LuxVocos48k(CheckpointVocoder):
     def merge(self, head48k: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         """head48k (B, N') and the low band (B, N), N <= N' -> crossover at `freq_range` (B, N)."""
         if head48k.shape[-1] < low.shape[-1]:
-            raise ValueError(f"48 kHz head gives {head48k.shape[-1]} samples, fewer than the low band's {low.shape[-1]}")
+            raise ValueError(
+                f"48 kHz head gives {head48k.shape[-1]} samples, fewer than the low band's {low.shape[-1]}"
+            )
         return crossover_merge(head48k[..., : low.shape[-1]], low, self.freq_range, self.sample_rate)
 
     # ---- decoding ---------------------------------------------------------------------------------
@@ -130,7 +132,8 @@ class LuxVocos48k(CheckpointVocoder):
         """Local receptive field of the network stages, in input frames (conservative)."""
         model = self.model
         low = math.ceil(model.head.istft.n_fft / model.head.istft.hop_length) + 1
-        upsampler = sum(math.ceil(layer.kernel_size[0] / layer.stride[0]) + 2 for layer in model.upsampler.upsample_layers)
+        layers = model.upsampler.upsample_layers
+        upsampler = sum(math.ceil(layer.kernel_size[0] / layer.stride[0]) + 2 for layer in layers)
         head_48k = math.ceil(model.head_48k.istft.n_fft / model.head_48k.istft.hop_length / model.upsampler.factor) + 1
         return model.backbone.receptive_field + max(low, upsampler + head_48k)
 
@@ -154,13 +157,14 @@ class LuxVocos48k(CheckpointVocoder):
         model = self.model
         batch, _, num_frames = features.shape
         chunks = plan_chunks(num_frames, self.chunk_frames, self.context_frames)
-        hidden = features.new_zeros(batch, model.backbone.final_layer_norm.normalized_shape[0], num_frames)
+        hidden = features.new_zeros(batch, model.backbone.dim, num_frames)
         low_24k = features.new_zeros(batch, model.head.istft.num_samples(num_frames))
         for chunk in chunks:
             chunk_hidden = model.backbone(features[..., chunk.lo : chunk.hi])
             place(hidden, chunk_hidden.transpose(1, 2), chunk, 1)
             place(low_24k, model.head(chunk_hidden), chunk, model.head.istft.hop_length)
         low = self.smooth_48k(low_24k)
+        del low_24k
         if self.output == "24k-smooth":
             return low
 
@@ -178,6 +182,7 @@ class LuxVocos48k(CheckpointVocoder):
         for chunk in chunks:
             upsampled = upsampler(hidden[..., chunk.lo : chunk.hi], stats).transpose(1, 2)
             place(high, model.head_48k(upsampled), chunk, istft_48k.hop_length * upsampler.factor)
+        del hidden
         return self.merge(high, low)
 
     def describe(self) -> dict:

@@ -59,7 +59,7 @@ def compact_rel_pos_encoding(seq_len: int, pos_dim: int, device: torch.device | 
     )
     length_scale = 1.0 * pos_dim / (2.0 * math.pi)
     angle = (compressed / length_scale).atan()
-    encoding = torch.zeros(offsets.shape[0], pos_dim, device=device)
+    encoding = torch.zeros(offsets.shape[0], pos_dim, dtype=torch.float32, device=device)
     encoding[:, 0::2] = (angle * freqs).cos()
     encoding[:, 1::2] = (angle * freqs).sin()
     encoding[:, -1] = 1.0

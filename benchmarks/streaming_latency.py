@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Time to first audio and total time, streamed vs whole, for a five-sentence paragraph.
+
+    python benchmarks/streaming_latency.py [--pipelines kokoro,tiny] [--repeats 3] [--threads 2]
+                                           [--json streaming_latency.json]
+
+Pipelines (both offline): `kokoro` (the bundled default, if its package is installed) and
+`tiny` (the LuxTTS-style ZipVoice-Distill pipeline on the small test-fixture weights: quality is
+meaningless, the timing shows the streaming overhead). Modes, each after one warm-up run:
+
+  whole        `pipeline.synthesize(text)` (its own chunking and batching): the first audio is
+               the whole audio;
+  stream       `StreamingSession`, the whole text pushed at once, then flush();
+  stream-typed the text pushed word by word at --typing-wps words per second (as an LLM or a
+               typist would produce it): first audio = time until the first sentence is spoken.
+
+Reports the median over --repeats of: time to first audio (s), total (s), audio (s), real-time
+factor (total / audio), chunks. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PARAGRAPH = (
+    "The old lighthouse stood at the edge of the cliff. Every night, its beam swept across the dark water. "
+    "Sailors trusted it to guide them safely home. One winter, a storm knocked out the power for three days. "
+    "The keeper climbed the stairs with a lantern and kept the light burning."
+)
+PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
+
+
+def build(name: str):
+    """(pipeline, voice) for a pipeline name; raises if it cannot run here."""
+    from voxpipe.core.pipeline import Pipeline
+    from voxpipe.testing.fixtures import fixtures_root
+
+    if name == "kokoro":
+        pipeline = Pipeline.from_config("kokoro")
+        return pipeline, pipeline.acoustic_model.voices[0]
+    if name == "tiny":
+        root = fixtures_root()
+        pipeline = Pipeline.from_config({
+            "tokenizer": {"type": "emilia", "tokens": str(root / "e2e" / "model" / "tokens.txt")},
+            "chunker": {"type": "punctuation"},
+            "features": {"type": "vocos-mel"},
+            "acoustic_model": {"type": "zipvoice-distill", "weights": str(root / "e2e" / "model")},
+            "guidance": {"type": "distilled", "scale": 3.0},
+            "solver": {"type": "euler", "num_steps": 4},
+            "vocoder": {"type": "vocos-24k", "weights": str(root / "vocoders" / "vocos24k")},
+        })
+        voice = pipeline.encode_prompt(root / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
+        return pipeline, voice
+    raise ValueError(f"unknown pipeline {name!r}; expected kokoro or tiny")
+
+
+def run_whole(pipeline, voice, text: str) -> dict:
+    start = time.perf_counter()
+    audio = pipeline.synthesize(text, voice, seed=0)
+    total = time.perf_counter() - start
+    return {"first_audio_s": total, "total_s": total, "audio_s": audio.duration, "chunks": 1}
+
+
+def run_stream(pipeline, voice, text: str, words_per_second: float | None) -> dict:
+    from voxpipe.streaming import StreamingSession
+
+    session = StreamingSession(pipeline, voice, seed=0)
+    start = time.perf_counter()
+
+    def feed() -> None:
+        if words_per_second is None:
+            session.push_text(text)
+        else:
+            words = text.split(" ")
+            for index, word in enumerate(words):
+                session.push_text(word if index == 0 else " " + word)
+                time.sleep(1.0 / words_per_second)
+        session.flush()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    first, samples, chunks = None, 0, 0
+    for chunk in session:
+        if first is None and chunk.num_samples:
+            first = time.perf_counter() - start
+        samples += chunk.num_samples
+        chunks += 1
+    total = time.perf_counter() - start
+    feeder.join()
+    session.close()
+    return {"first_audio_s": first, "total_s": total, "audio_s": samples / pipeline.sample_rate, "chunks": chunks}
+
+
+def measure(name: str, repeats: int, typing_wps: float) -> list[dict]:
+    pipeline, voice = build(name)
+    modes = {
+        "whole": lambda: run_whole(pipeline, voice, PARAGRAPH),
+        "stream": lambda: run_stream(pipeline, voice, PARAGRAPH, None),
+        "stream-typed": lambda: run_stream(pipeline, voice, PARAGRAPH, typing_wps),
+    }
+    rows = []
+    for mode, run in modes.items():
+        run()  # warm-up (first-call allocations, espeak start-up)
+        runs = [run() for _ in range(repeats)]
+        row = {"pipeline": name, "mode": mode, "repeats": repeats}
+        for key in ("first_audio_s", "total_s", "audio_s", "chunks"):
+            row[key] = statistics.median(r[key] for r in runs)
+        row["rtf"] = row["total_s"] / row["audio_s"]
+        rows.append(row)
+        print(f"  {name}/{mode}: first audio {row['first_audio_s']:.2f} s, total {row['total_s']:.2f} s", file=sys.stderr)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    header = ("pipeline", "mode", "first audio s", "total s", "audio s", "RTF", "chunks")
+    lines = [header] + [
+        (r["pipeline"], r["mode"], f"{r['first_audio_s']:.2f}", f"{r['total_s']:.2f}", f"{r['audio_s']:.2f}",
+         f"{r['rtf']:.2f}", f"{r['chunks']:g}")
+        for r in rows
+    ]
+    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(line)) for line in lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--pipelines", default="kokoro,tiny")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--typing-wps", type=float, default=4.0, help="words per second of stream-typed")
+    parser.add_argument("--json", default="streaming_latency.json", help="where to write the results")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows, skipped = [], {}
+    for name in args.pipelines.split(","):
+        try:
+            rows += measure(name.strip(), args.repeats, args.typing_wps)
+        except Exception as error:  # e.g. Kokoro's package missing: report, go on
+            skipped[name] = f"{type(error).__name__}: {error}"
+            print(f"  {name}: skipped ({skipped[name]})", file=sys.stderr)
+    print(f"five-sentence paragraph ({len(PARAGRAPH)} characters), torch threads {torch.get_num_threads()}")
+    print(table(rows))
+    result = {
+        "paragraph": PARAGRAPH, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "torch": torch.__version__, "machine": platform.machine(), "rows": rows, "skipped": skipped,
+    }
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Pipeline composition, build-time compatibility checks, dialog prompts, long text and errors.
+
+Uses the small fixture models (random weights: the audio is noise-like, the plumbing is real)
+and the weight-free Griffin-Lim vocoder where no vocoder of the model's feature size exists.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from voxpipe.core.audio import Audio
+from voxpipe.core.errors import CompatibilityError, ConfigError, TextError
+from voxpipe.core.pipeline import Pipeline
+from voxpipe.core.voice import Voice
+from voxpipe.testing.fixtures import fixtures_root
+
+ROOT = fixtures_root()
+PROMPT = ROOT / "e2e" / "cmu_arctic_a0009.wav"
+PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
+
+
+def lux_like(**changes) -> dict:
+    """A LuxTTS-shaped pipeline on the e2e fixture model and the small 24 kHz Vocos."""
+    config = {
+        "tokenizer": {"type": "emilia", "tokens": str(ROOT / "e2e" / "model" / "tokens.txt")},
+        "chunker": {"type": "punctuation"},
+        "features": {"type": "vocos-mel"},
+        "acoustic_model": {"type": "zipvoice-distill", "weights": str(ROOT / "e2e" / "model")},
+        "guidance": {"type": "distilled", "scale": 3.0},
+        "solver": {"type": "euler", "num_steps": 2, "t_shift": 0.5},
+        "vocoder": {"type": "vocos-24k", "weights": str(ROOT / "vocoders" / "vocos24k")},
+        "settings": {"prompt_resampler": "sinc", "trim_silence": False},
+    }
+    config.update(changes)
+    return config
+
+
+def dialog(stereo: bool) -> dict:
+    name = "zipvoice_dialog_stereo" if stereo else "zipvoice_dialog"
+    model = ROOT / "zipvoice" / name
+    return {
+        "tokenizer": {"type": "dialog", "tokens": str(model / "tokens.txt")},
+        "chunker": {"type": "punctuation"},
+        "features": {"type": "vocos-mel", "n_mels": 20, "num_channels": 2 if stereo else 1},
+        "acoustic_model": {"type": "zipvoice-dialog-stereo" if stereo else "zipvoice-dialog", "weights": str(model)},
+        "guidance": {"type": "classifier-free", "scale": 1.5},
+        "solver": {"type": "euler", "num_steps": 2},
+        "vocoder": {"type": "griffin-lim", "n_mels": 20, "n_iter": 2},
+        "settings": {"max_chunk_seconds": 40},
+    }
+
+
+@pytest.fixture(scope="module")
+def lux():
+    pipeline = Pipeline.from_config(lux_like())
+    return pipeline, pipeline.encode_prompt(PROMPT, PROMPT_TEXT)
+
+
+def test_direct_composition_equals_yaml(lux):
+    from voxpipe.registry import get_registry
+
+    pipeline, voice = lux
+    registry = get_registry()
+    built = {kind: registry.get(kind, entry.pop("type")).cls(**entry)
+             for kind, entry in ((k, dict(v)) for k, v in lux_like().items() if k != "settings")}
+    direct = Pipeline(**built, settings=lux_like()["settings"])
+    text = "Direct composition works."
+    assert torch.equal(direct.synthesize(text, voice, seed=5).samples, pipeline.synthesize(text, voice, seed=5).samples)
+
+
+def test_vocoder_feature_mismatch_names_both_sides():
+    with pytest.raises(CompatibilityError) as caught:
+        Pipeline.from_config(lux_like(features={"type": "vocos-mel", "n_mels": 80}))
+    message = str(caught.value)
+    assert "vocos-mel" in message and "vocos-24k" in message and "80" in message and "100" in message
+
+
+def test_guidance_must_fit_the_model():
+    with pytest.raises(CompatibilityError, match="distilled"):
+        Pipeline.from_config(lux_like(guidance={"type": "classifier-free", "scale": 1.0}))
+
+
+def test_tokenizer_vocabulary_must_match_the_model():
+    with pytest.raises(CompatibilityError, match="vocabulary"):
+        Pipeline.from_config(lux_like(tokenizer={"type": "dialog", "tokens": str(ROOT / "zipvoice" / "tokens_dialog.txt")}) | {
+            "acoustic_model": {"type": "zipvoice", "weights": str(ROOT / "zipvoice" / "zipvoice")}})
+
+
+def test_long_text_is_chunked_and_cross_faded(lux):
+    pipeline, voice = lux
+    sentence = "This sentence is one of many in a long paragraph. "
+    short_budget = pipeline.settings.model_copy(update={"max_chunk_seconds": 6.0})
+    long_pipeline = Pipeline(**{k: getattr(pipeline, k) for k in ("acoustic_model", "tokenizer", "features", "vocoder", "solver", "guidance", "chunker")}, settings=short_budget)
+    chunks = long_pipeline.plan_chunks([sentence * 6], voice, 1.0)
+    assert len(chunks) > 1 and all(c.text_index == 0 for c in chunks)
+    audio = long_pipeline.synthesize(sentence * 6, voice, seed=1)
+    singles = [long_pipeline.decode(f, voice) for c in chunks for f in long_pipeline.generate_features(voice, [c.token_ids], seeds=[0])]
+    overlap = int(0.1 * long_pipeline.sample_rate)
+    expected = sum(w.shape[-1] for w in singles) - overlap * (len(singles) - 1)
+    assert audio.num_samples == expected
+
+
+def test_many_texts_in_one_call(lux):
+    pipeline, voice = lux
+    audios = pipeline.synthesize(["First one.", "A second, longer text to speak."], voice, seed=2)
+    assert len(audios) == 2 and audios[1].num_samples > audios[0].num_samples
+
+
+def test_errors_for_bad_requests(lux):
+    pipeline, voice = lux
+    with pytest.raises(TextError, match="empty"):
+        pipeline.synthesize("   ", voice)
+    with pytest.raises(ConfigError, match="speed"):
+        pipeline.synthesize("Hi.", voice, speed=0)
+    with pytest.raises(ConfigError, match="encode_prompt"):
+        pipeline.synthesize("Hi.", None)
+    wrong = Voice(torch.zeros(10, 20), [1, 2, 3], "x", 0.1, {})
+    with pytest.raises(ConfigError, match="20-dim"):
+        pipeline.synthesize("Hi.", wrong)
+    with pytest.raises(ConfigError, match="noise"):
+        pipeline.synthesize("Hi.", voice, noise=torch.zeros(1, 3, 100))
+
+
+def test_prompt_audio_object_and_quiet_prompt_loudness(lux):
+    pipeline, _ = lux
+    import soundfile
+
+    data, rate = soundfile.read(PROMPT, dtype="float32")
+    quiet = Audio(torch.from_numpy(data) * 0.05, rate)
+    voice = pipeline.encode_prompt(quiet, PROMPT_TEXT)
+    assert voice.prompt_rms < 0.01
+    louder = pipeline.encode_prompt(Audio(torch.from_numpy(data) * 0.5, rate), PROMPT_TEXT)
+    # Both are below the target RMS and raised to it before encoding: same features.
+    torch.testing.assert_close(voice.prompt_features, louder.prompt_features, atol=2e-3, rtol=1e-3)  # log of quiet bins
+    out = pipeline.synthesize("Quiet please.", voice, seed=0)
+    ref = pipeline.synthesize("Quiet please.", louder, seed=0)
+    ratio = float(out.samples.abs().max() / ref.samples.abs().max())
+    assert ratio == pytest.approx(voice.prompt_rms / louder.prompt_rms, rel=1e-3)
+
+
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+def test_dialog_with_two_prompts(stereo, tmp_path):
+    import soundfile
+
+    data, rate = soundfile.read(PROMPT, dtype="float32")
+    half = len(data) // 2
+    first, second = tmp_path / "s1.wav", tmp_path / "s2.wav"
+    soundfile.write(first, data[:half], rate)
+    soundfile.write(second, data[half:], rate)
+    pipeline = Pipeline.from_config(dialog(stereo))
+    voice = pipeline.encode_prompt([first, second], ["He turned sharply,", "and faced Gregson across the table."])
+    assert voice.transcript.startswith("[S1]") and "[S2]" in voice.transcript
+    assert voice.prompt_features.shape[-1] == (40 if stereo else 20)
+    audio = pipeline.synthesize("[S1] Hello there, how are you? [S2] Fine, thank you.", voice, seed=0)
+    assert audio.num_channels == (2 if stereo else 1) and audio.num_samples > 0
+    assert torch.isfinite(audio.samples).all()
+    if stereo:
+        with pytest.raises(ConfigError, match="2-channel"):
+            pipeline.encode_prompt(first, "He turned sharply,")
+
+
+def test_stream_equals_sentence_by_sentence_synthesis(lux):
+    from voxpipe.streaming import StreamingSession, sentence_pipeline
+
+    pipeline, voice = lux
+    text = "One short sentence. And another one!"
+    session = pipeline.stream(voice, seed=4)
+    assert isinstance(session, StreamingSession)
+    session.push_text(text[:12])
+    session.push_text(text[12:])
+    session.flush()
+    pcm = b"".join(chunk.pcm for chunk in session)
+    assert pcm == sentence_pipeline(pipeline).synthesize(text, voice, seed=4).to_pcm16()

@@ -1,0 +1,1 @@
+"""Export of voxpipe models to other runtimes (ONNX: `voxpipe.export.onnx`)."""
