@@ -41,22 +41,14 @@ PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
 def build(name: str):
     """(pipeline, voice) for a pipeline name; raises if it cannot run here."""
     from voxpipe.core.pipeline import Pipeline
-    from voxpipe.testing.fixtures import fixtures_root
+    from voxpipe.testing.fixtures import fixtures_root, tiny_pipeline_config
 
     if name == "kokoro":
         pipeline = Pipeline.from_config("kokoro")
         return pipeline, pipeline.acoustic_model.voices[0]
     if name == "tiny":
         root = fixtures_root()
-        pipeline = Pipeline.from_config({
-            "tokenizer": {"type": "emilia", "tokens": str(root / "e2e" / "model" / "tokens.txt")},
-            "chunker": {"type": "punctuation"},
-            "features": {"type": "vocos-mel"},
-            "acoustic_model": {"type": "zipvoice-distill", "weights": str(root / "e2e" / "model")},
-            "guidance": {"type": "distilled", "scale": 3.0},
-            "solver": {"type": "euler", "num_steps": 4},
-            "vocoder": {"type": "vocos-24k", "weights": str(root / "vocoders" / "vocos24k")},
-        })
+        pipeline = Pipeline.from_config(tiny_pipeline_config())
         voice = pipeline.encode_prompt(root / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
         return pipeline, voice
     raise ValueError(f"unknown pipeline {name!r}; expected kokoro or tiny")

@@ -14,25 +14,18 @@ from voxpipe.core.audio import Audio
 from voxpipe.core.errors import CompatibilityError, ConfigError, TextError
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.core.voice import Voice
-from voxpipe.testing.fixtures import fixtures_root
+from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
 
 ROOT = fixtures_root()
 PROMPT = ROOT / "e2e" / "cmu_arctic_a0009.wav"
-PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
 
 
 def lux_like(**changes) -> dict:
-    """A LuxTTS-shaped pipeline on the e2e fixture model and the small 24 kHz Vocos."""
-    config = {
-        "tokenizer": {"type": "emilia", "tokens": str(ROOT / "e2e" / "model" / "tokens.txt")},
-        "chunker": {"type": "punctuation"},
-        "features": {"type": "vocos-mel"},
-        "acoustic_model": {"type": "zipvoice-distill", "weights": str(ROOT / "e2e" / "model")},
-        "guidance": {"type": "distilled", "scale": 3.0},
-        "solver": {"type": "euler", "num_steps": 2, "t_shift": 0.5},
-        "vocoder": {"type": "vocos-24k", "weights": str(ROOT / "vocoders" / "vocos24k")},
-        "settings": {"prompt_resampler": "sinc", "trim_silence": False},
-    }
+    """A LuxTTS-shaped pipeline on the e2e fixture model, 2 steps, no trimming."""
+    config = tiny_pipeline_config(
+        solver={"type": "euler", "num_steps": 2, "t_shift": 0.5},
+        settings={"prompt_resampler": "sinc", "trim_silence": False},
+    )
     config.update(changes)
     return config
 

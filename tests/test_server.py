@@ -23,31 +23,17 @@ from voxpipe.core.errors import ConfigError
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.server import ServerSettings, VoiceCatalog, create_app, wav_header
 from voxpipe.streaming import sentence_pipeline
-from voxpipe.testing.fixtures import fixtures_root
+from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
 
-PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
 TEXT = "The dog ran home. Why now?"
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-
-
-def tiny_config() -> dict:
-    root = fixtures_root()
-    return {
-        "tokenizer": {"type": "emilia", "tokens": str(root / "e2e" / "model" / "tokens.txt")},
-        "chunker": {"type": "punctuation"},
-        "features": {"type": "vocos-mel"},
-        "acoustic_model": {"type": "zipvoice-distill", "weights": str(root / "e2e" / "model")},
-        "guidance": {"type": "distilled", "scale": 3.0},
-        "solver": {"type": "euler", "num_steps": 4},
-        "vocoder": {"type": "vocos-24k", "weights": str(root / "vocoders" / "vocos24k")},
-    }
 
 
 @pytest.fixture(scope="module")
 def pipeline():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield Pipeline.from_config(tiny_config())
+    yield Pipeline.from_config(tiny_pipeline_config())
     torch.set_num_threads(threads)
 
 

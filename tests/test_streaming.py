@@ -23,23 +23,9 @@ from voxpipe.dsp.crossfade import crossfade_concat
 from voxpipe.streaming import SentenceChunker, StreamingSession, TextPlanner, sentence_pipeline, stream_text
 from voxpipe.streaming.assembly import CrossfadeJoiner, StreamingEdgeTrim
 from voxpipe.streaming.chunking import final_sentence_spans
-from voxpipe.testing.fixtures import fixtures_root
+from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
 
-PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
 TEXT = "The dog ran home. It was late, and cold! Why now?"
-
-
-def tiny_config() -> dict:
-    root = fixtures_root()
-    return {
-        "tokenizer": {"type": "emilia", "tokens": str(root / "e2e" / "model" / "tokens.txt")},
-        "chunker": {"type": "punctuation"},
-        "features": {"type": "vocos-mel"},
-        "acoustic_model": {"type": "zipvoice-distill", "weights": str(root / "e2e" / "model")},
-        "guidance": {"type": "distilled", "scale": 3.0},
-        "solver": {"type": "euler", "num_steps": 4},
-        "vocoder": {"type": "vocos-24k", "weights": str(root / "vocoders" / "vocos24k")},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def pipeline(one_thread) -> Pipeline:
-    return Pipeline.from_config(tiny_config())
+    return Pipeline.from_config(tiny_pipeline_config())
 
 
 @pytest.fixture(scope="module")

@@ -323,7 +323,7 @@ def test_upsampler_kernel_sizes_default_to_8(tmp_path):
     directory = copy_dir(LUX_VOCODER, tmp_path / "vocoder")
     write_config(directory, lambda c: c["upsampler"]["init_args"].pop("kernel_sizes"))
     # The fixture's first stage has kernel 4, so the default (8) no longer fits the checkpoint.
-    mismatch = r"upsampler\.upsample_layers\.0\.weight \(128, 64, 4\) \(model \(128, 64, 8\)\)"
+    mismatch = r"upsampler\.upsample_layers\.0\.weight \(128, 64, 4\) vs model \(128, 64, 8\)"
     with pytest.raises(WeightsError, match=mismatch):
         LuxVocos48k(weights=str(directory))
 

@@ -38,3 +38,24 @@ def assemble_official_layout(destination: Path, pipeline: str, model_name: str =
     else:
         raise ValueError(f"unknown official pipeline {pipeline!r}; expected 'luxtts' or 'zipvoice'")
     return destination
+
+
+E2E_PROMPT = "cmu_arctic_a0009.wav"
+E2E_PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
+
+
+def tiny_pipeline_config(root: Path | None = None, **sections) -> dict:
+    """A LuxTTS-shaped pipeline on the small e2e fixture model and the small 24 kHz Vocos: fast,
+    offline, random weights (noise-like audio, real plumbing). `sections` replace whole entries."""
+    root = root or fixtures_root()
+    config = {
+        "tokenizer": {"type": "emilia", "tokens": str(root / "e2e" / "model" / "tokens.txt")},
+        "chunker": {"type": "punctuation"},
+        "features": {"type": "vocos-mel"},
+        "acoustic_model": {"type": "zipvoice-distill", "weights": str(root / "e2e" / "model")},
+        "guidance": {"type": "distilled", "scale": 3.0},
+        "solver": {"type": "euler", "num_steps": 4},
+        "vocoder": {"type": "vocos-24k", "weights": str(root / "vocoders" / "vocos24k")},
+    }
+    config.update(sections)
+    return config

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from voxpipe.core.checkpoints import state_dict_mismatches
 from voxpipe.core.errors import WeightsError
 
 CONFIG_NAME = "config.yaml"
@@ -116,27 +117,9 @@ def fold_weight_norm(state_dict: dict[str, torch.Tensor], source: Path) -> dict[
     return folded
 
 
-def _first(keys: list[str], limit: int = 5) -> str:
-    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], files: CheckpointFiles) -> None:
     """Load with every key and shape matching, or raise WeightsError listing the first mismatches."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mis_shaped = [
-        f"{k} {tuple(state_dict[k].shape)} (model {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_first(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_first(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatches: {_first(mis_shaped, 3)}")
+    problems = state_dict_mismatches(model, state_dict)
     if problems:
         raise WeightsError(
             f"checkpoint {files.checkpoint} does not match the model described by {files.config}: "

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from voxpipe.core.checkpoints import state_dict_mismatches
 from voxpipe.core.errors import ConfigError, WeightsError
 from voxpipe.plugins.zipvoice.model import (
     ZipVoice,
@@ -152,30 +153,11 @@ def model_kwargs(variant: str, model_config: dict[str, Any], vocab: dict[str, in
     return kwargs
 
 
-def _key_list(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(keys[:limit])
-    return f"{shown}, ... ({len(keys)} in all)" if len(keys) > limit else shown
-
-
 def check_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], variant: str, files: dict[str, Path]) -> None:
     """Raise WeightsError naming the first missing / unexpected / mis-shaped keys."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mis_shaped = [
-        f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    if not (missing or unexpected or mis_shaped):
+    problems = state_dict_mismatches(model, state_dict)
+    if not problems:
         return
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_key_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_key_list(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatches: {_key_list(mis_shaped, 3)}")
     guess = detect_variant(state_dict)
     hint = f" The checkpoint looks like a {guess!r} model." if guess != variant else ""
     raise WeightsError(
