@@ -220,6 +220,7 @@ def run_one(name: str, backend: str, precision: str, cache: Path, threads: int) 
         return cond, wave
 
     synthesize(text_ids[:8], 1, {})  # warm-up: kernel selection, allocator, lazy imports
+    calibration = matmul_gflops()
     record: dict[str, dict] = {}
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     cond, wave = synthesize(text_ids, spec["steps"], record)
@@ -236,6 +237,8 @@ def run_one(name: str, backend: str, precision: str, cache: Path, threads: int) 
         "acoustic_seconds": acoustic, "rtf": total["wall"] / audio_seconds,
         "rtf_generated": total["wall"] / generated_seconds,
         "official_seconds": official["acoustic"] + official["vocoder"],
+        "matmul_gflops": calibration,
+        "official_seconds_calibrated": (official["acoustic"] + official["vocoder"]) * REFERENCE_FP32_GFLOPS / calibration,
         "official_rtf": (official["acoustic"] + official["vocoder"]) / 10.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -261,6 +264,25 @@ class Clock:
 
 
 # ---- driver -----------------------------------------------------------------------------------
+# fp32 matrix-multiply rate (1024x1536 by 1536x512, torch, 2 threads) of the machines the official
+# timings were taken on (shared/PERF.md). This VM's rate drifts by +-30 % from run to run, so each
+# worker measures it and the official timings are rescaled to the speed of the moment.
+REFERENCE_FP32_GFLOPS = 181.0
+
+
+def matmul_gflops(repeats: int = 30) -> float:
+    """Sustained fp32 matmul rate now, GFLOP/s (same shape as the reference figure)."""
+    import torch
+
+    a, b = torch.randn(1024, 1536), torch.randn(1536, 512)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * 1024 * 1536 * 512 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def load_average() -> float:
     try:
         return os.getloadavg()[0]
@@ -270,11 +292,11 @@ def load_average() -> float:
 
 def table(results: list[dict]) -> str:
     head = ("config", "backend", "prec", "front", "text", "step (mean)", "vocoder", "total s", "cpu s", "RTF",
-            "RTF gen", "official s", "vs official", "RSS MB")
+            "RTF gen", "official s", "vs official", "GF/s now", "vs official (cal.)", "RSS MB")
     rows = [head]
     for r in results:
         if "error" in r:
-            rows.append((r["config"], r["backend"], r["precision"], "error: " + r["error"][:60]) + ("",) * 10)
+            rows.append((r["config"], r["backend"], r["precision"], "error: " + r["error"][:60]) + ("",) * 12)
             continue
         stages = r["stages"]
         steps = [v["wall"] for k, v in stages.items() if k.startswith("step_")]
@@ -283,7 +305,8 @@ def table(results: list[dict]) -> str:
             f"{stages['text_encoder']['wall']:.3f}", f"{sum(steps) / len(steps):.3f} x{len(steps)}",
             f"{stages['vocoder']['wall']:.3f}", f"{r['total']['wall']:.2f}", f"{r['total']['cpu']:.2f}",
             f"{r['rtf']:.3f}", f"{r['rtf_generated']:.3f}", f"{r['official_seconds']:.1f}",
-            f"{r['official_seconds'] / r['total']['wall']:.2f}x", f"{r['peak_rss_mb']:.0f}",
+            f"{r['official_seconds'] / r['total']['wall']:.2f}x", f"{r['matmul_gflops']:.0f}",
+            f"{r['official_seconds_calibrated'] / r['total']['wall']:.2f}x", f"{r['peak_rss_mb']:.0f}",
         ))
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
     lines = ["  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)) for row in rows]

@@ -166,3 +166,26 @@ def test_stream_equals_sentence_by_sentence_synthesis(lux):
     session.flush()
     pcm = b"".join(chunk.pcm for chunk in session)
     assert pcm == sentence_pipeline(pipeline).synthesize(text, voice, seed=4).to_pcm16()
+
+
+@pytest.mark.slow
+def test_two_thousand_words_with_progress_and_bounded_memory(lux, capsys):
+    """Long text: many chunks in bounded batches. Peak memory is set by one batch (attention over
+    a ~25 s chunk), not by the length of the text: a text five times longer adds only its output."""
+    import resource
+
+    pipeline, voice = lux
+    words = ("The quick brown fox jumps over the lazy dog near the river bank, and then it rests. " * 125).split()
+
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    pipeline.synthesize(" ".join(words[:400]), voice, seed=0, num_steps=1)
+    after_short = peak_mb()
+    text = " ".join(words[:2000])
+    audio = pipeline.synthesize(text, voice, seed=0, num_steps=1, progress=True)
+    grown = peak_mb() - after_short
+    assert len(pipeline.plan_chunks([text], voice, 1.0)) > 20 and audio.duration > 300
+    assert "synthesizing" in capsys.readouterr().err  # tqdm progress bar
+    output_mb = audio.num_samples * 4 / 2**20
+    assert grown < 200 + 4 * output_mb, (grown, output_mb)
