@@ -45,3 +45,22 @@ def test_usage_error_exits_2(capsys):
 def test_missing_text_file_is_usage_error(capsys, tmp_path):
     code, _, err = run(capsys, "synth", "--text-file", str(tmp_path / "none.txt"), "-o", str(tmp_path / "o.wav"))
     assert code == 2 and "none.txt" in err
+
+
+def test_plugins_lists_load_failures(capsys, monkeypatch):
+    import types
+
+    from voxpipe import cli
+    from voxpipe.registry import Registry, hookimpl
+
+    @hookimpl
+    def register_components(register):
+        raise ImportError("No module named 'missing_dependency'")
+
+    registry = Registry()
+    registry.load_entry_points(["flow"])
+    registry.add_plugin(types.SimpleNamespace(register_components=register_components), "broken", package="broken-pkg")
+    monkeypatch.setattr("voxpipe.registry.get_registry", lambda: registry)
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0 and "euler" in out
+    assert "failed to load" in out and "broken (broken-pkg)" in out and "missing_dependency" in out

@@ -91,3 +91,10 @@ def test_mapping_source_and_weights_dir_mapping(tmp_path):
         {"vocoder": {"type": "griffin-lim"}, **BASE, "settings": {"weights_dir": str(tmp_path)}},
     )
     assert config.source == "<dict>" and config.settings.weights_dir == str(tmp_path)
+
+
+def test_override_of_a_section_the_pipeline_lacks(tmp_path):
+    path = write(tmp_path, {"guidance": {"type": "none"}})
+    with pytest.raises(ConfigError, match="has no solver; add one with solver.type=NAME"):
+        build_config(path, ["solver.num_steps=8"])
+    assert build_config(path, ["solver.type=euler", "solver.num_steps=8"]).components["solver"].params.num_steps == 8

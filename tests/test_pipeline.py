@@ -189,3 +189,11 @@ def test_two_thousand_words_with_progress_and_bounded_memory(lux, capsys):
     assert "synthesizing" in capsys.readouterr().err  # tqdm progress bar
     output_mb = audio.num_samples * 4 / 2**20
     assert grown < 200 + 4 * output_mb, (grown, output_mb)
+
+
+def test_prompt_without_transcript_is_transcribed_offline(lux):
+    """No transcript: the default offline transcriber (Whisper tiny.en) hears the prompt."""
+    pipeline, voice_with_text = lux
+    voice = pipeline.encode_prompt(PROMPT)
+    assert "gregson" in voice.transcript.lower() and "table" in voice.transcript.lower()
+    assert voice.num_frames == voice_with_text.num_frames

@@ -118,6 +118,11 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str] | Mapping[str
         path = key.split(".") if isinstance(key, str) else list(key)
         if path[0] not in TOP_LEVEL_KEYS:
             raise ConfigError(_unknown_key_message(source, path[0], TOP_LEVEL_KEYS, "override " + ".".join(path)))
+        if path[0] in KINDS and data.get(path[0]) is None and path[1:] != ["type"]:
+            raise ConfigError(
+                f"{source}: override {'.'.join(path)}: this pipeline has no {path[0]}; "
+                f"add one with {path[0]}.type=NAME (sections present: {', '.join(k for k in data if data[k] is not None)})"
+            )
         node = data
         for part in path[:-1]:
             child = node.get(part)
