@@ -409,3 +409,18 @@ def test_vocos_mel_log_floor():
     assert torch.allclose(features, torch.full_like(features, float(np.log(np.float32(1e-7)))))
     floored = VocosMelFeatures(clamp_min=1e-5)(torch.zeros(24000))
     assert torch.allclose(floored, torch.full_like(floored, float(np.log(np.float32(1e-5)))))
+
+
+def test_join_prompt_clips_layouts():
+    from voxpipe.audio.prompt import join_prompt_clips
+    from voxpipe.core.errors import ConfigError
+
+    a, b = Audio(torch.ones(3), 8000), Audio(torch.full((2,), 2.0), 8000)
+    assert join_prompt_clips([a, b]).samples.tolist() == [1, 1, 1, 2, 2]
+    stereo = join_prompt_clips([a, b], num_channels=2).samples
+    assert stereo.tolist() == [[1, 1, 1, 0, 0], [0, 0, 0, 2, 2]]
+    recording = Audio(torch.arange(8.0).reshape(2, 4), 8000)
+    assert join_prompt_clips([recording], num_channels=2) is recording
+    assert join_prompt_clips([recording, recording], num_channels=2).samples.shape == (2, 8)
+    with pytest.raises(ConfigError, match="2-channel"):
+        join_prompt_clips([a], num_channels=2)

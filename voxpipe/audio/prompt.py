@@ -8,11 +8,13 @@ because the output is later scaled by `original_rms / target` (voxpipe.dsp.loudn
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from voxpipe.audio.silence import remove_prompt_silence
 from voxpipe.core.audio import Audio
-from voxpipe.core.errors import AudioError
+from voxpipe.core.errors import AudioError, ConfigError
 
 
 def rms(samples: torch.Tensor) -> torch.Tensor:
@@ -64,3 +66,50 @@ def prepare_prompt(
             raise AudioError(f"max_seconds must be positive, got {max_seconds}")
         audio = Audio(audio.samples[..., : int(max_seconds * audio.sample_rate)], audio.sample_rate)
     return normalize_rms(audio, target_rms)
+
+
+def load_prompt_clip(
+    source: Audio | str | Path,
+    sample_rate: int,
+    *,
+    keep_channels: bool = False,
+    max_seconds: float | None = None,
+    resampler: str = "soxr",
+) -> Audio:
+    """One prompt clip at `sample_rate` Hz: a file (see `load_audio`) or an in-memory Audio, cut
+    to `max_seconds` before resampling (as LuxTTS's librosa.load), mixed to mono unless
+    `keep_channels` (stereo models)."""
+    from voxpipe.audio.io import load_audio, resample
+
+    if not isinstance(source, Audio):
+        return load_audio(source, sample_rate, mono=not keep_channels, max_seconds=max_seconds, resampler=resampler)
+    clip = source
+    if max_seconds is not None:
+        clip = Audio(clip.samples[..., : int(max_seconds * clip.sample_rate)], clip.sample_rate)
+    if clip.samples.dim() == 2 and not keep_channels:
+        clip = Audio(clip.samples.mean(dim=0), clip.sample_rate)
+    return resample(clip, sample_rate, method=resampler) if clip.sample_rate != sample_rate else clip
+
+
+def join_prompt_clips(clips: list[Audio], num_channels: int = 1) -> Audio:
+    """One prompt from one or two clips (dialog: speaker 1 then speaker 2), as ZipVoice-Dialog
+    lays them out: joined in time for mono features; for two-channel features a stereo
+    recording is used as is, and two single-speaker clips go on one channel each, the other
+    channel silent meanwhile (ZipVoice reads a recorded-silence file there; zeros here)."""
+    rate = clips[0].sample_rate
+    if num_channels == 1:
+        return clips[0] if len(clips) == 1 else Audio(torch.cat([c.samples for c in clips]), rate)
+    if len(clips) == 1:
+        if clips[0].num_channels != num_channels:
+            raise ConfigError(
+                f"these features take {num_channels}-channel prompts: give a {num_channels}-channel "
+                "recording of the dialogue, or two single-speaker prompts"
+            )
+        return clips[0]
+    if all(c.num_channels == num_channels for c in clips):
+        return Audio(torch.cat([c.samples for c in clips], dim=-1), rate)
+    first, second = (c.samples.reshape(-1, c.num_samples).mean(dim=0) for c in clips)
+    stereo = torch.zeros(2, first.numel() + second.numel())
+    stereo[0, : first.numel()] = first
+    stereo[1, first.numel():] = second
+    return Audio(stereo, rate)

@@ -144,12 +144,17 @@ class Pipeline:
                 f"acoustic_model {self.acoustic_model.name!r} does not clone voices from a prompt; "
                 "pass one of its built-in voices by name instead"
             )
-        from voxpipe.audio.prompt import prepare_prompt
+        from voxpipe.audio.prompt import join_prompt_clips, load_prompt_clip, prepare_prompt
 
         sources = list(audio) if isinstance(audio, (list, tuple)) else [audio]
         if not 1 <= len(sources) <= 2:
             raise ConfigError(f"a prompt is one audio, or two for dialog models; got {len(sources)}")
-        clips = [self._load_prompt_audio(source) for source in sources]
+        settings, channels = self.settings, self.features.num_channels
+        clips = [
+            load_prompt_clip(source, self.features.sample_rate, keep_channels=channels > 1,
+                             max_seconds=settings.prompt_max_seconds, resampler=settings.prompt_resampler)
+            for source in sources
+        ]
         if text is None:
             text = [self._transcribe(clip) for clip in clips]
         texts = [text] if isinstance(text, str) else list(text)
@@ -159,7 +164,7 @@ class Pipeline:
             texts = [add_final_punctuation(t) for t in texts]
         transcript = texts[0] if len(texts) == 1 else f"[S1]{texts[0]}[S2]{texts[1]}"
         prepared, prompt_rms = prepare_prompt(
-            self._join_prompts(clips), target_rms=self.settings.prompt_target_rms,
+            join_prompt_clips(clips, channels), target_rms=self.settings.prompt_target_rms,
             remove_silence=self.settings.prompt_remove_silence,
         )
         features = self.features(prepared.samples) * self.acoustic_model.feat_scale
@@ -186,44 +191,6 @@ class Pipeline:
                 "prompt_resampler": self.settings.prompt_resampler,
             },
         )
-
-    def _load_prompt_audio(self, source: Audio | str | Path) -> Audio:
-        """One prompt clip at the features' rate: mono, or kept multi-channel for stereo models."""
-        from voxpipe.audio.io import load_audio, resample
-
-        settings, rate = self.settings, self.features.sample_rate
-        keep_channels = self.features.num_channels > 1
-        if not isinstance(source, Audio):
-            return load_audio(source, rate, mono=not keep_channels, max_seconds=settings.prompt_max_seconds,
-                              resampler=settings.prompt_resampler)
-        clip = source
-        if settings.prompt_max_seconds is not None:
-            clip = Audio(clip.samples[..., : int(settings.prompt_max_seconds * clip.sample_rate)], clip.sample_rate)
-        if clip.samples.dim() == 2 and not keep_channels:
-            clip = Audio(clip.samples.mean(dim=0), clip.sample_rate)
-        return resample(clip, rate, method=settings.prompt_resampler) if clip.sample_rate != rate else clip
-
-    def _join_prompts(self, clips: list[Audio]) -> Audio:
-        """One prompt from one or two clips, laid out for the features' channel count."""
-        rate, channels = clips[0].sample_rate, self.features.num_channels
-        if channels == 1:
-            return clips[0] if len(clips) == 1 else Audio(torch.cat([c.samples for c in clips]), rate)
-        if len(clips) == 1:
-            if clips[0].num_channels != channels:
-                raise ConfigError(
-                    f"features {self.features.name!r} take {channels}-channel prompts: give a {channels}-channel "
-                    "recording of the dialogue, or two single-speaker prompts"
-                )
-            return clips[0]
-        if all(c.num_channels == channels for c in clips):
-            return Audio(torch.cat([c.samples for c in clips], dim=-1), rate)
-        # Two single-speaker clips: speaker 1 on channel 0 then speaker 2 on channel 1; the other
-        # channel is silent meanwhile (ZipVoice reads a recorded-silence file there; zeros here).
-        first, second = (c.samples.reshape(-1, c.num_samples).mean(dim=0) for c in clips)
-        stereo = torch.zeros(2, first.numel() + second.numel())
-        stereo[0, : first.numel()] = first
-        stereo[1, first.numel():] = second
-        return Audio(stereo, rate)
 
     def _transcribe(self, audio: Audio) -> str:
         transcriber = self.transcriber
