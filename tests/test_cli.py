@@ -50,7 +50,6 @@ def test_missing_text_file_is_usage_error(capsys, tmp_path):
 def test_plugins_lists_load_failures(capsys, monkeypatch):
     import types
 
-    from voxpipe import cli
     from voxpipe.registry import Registry, hookimpl
 
     @hookimpl

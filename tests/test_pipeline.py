@@ -4,9 +4,7 @@ Uses the small fixture models (random weights: the audio is noise-like, the plum
 and the weight-free Griffin-Lim vocoder where no vocoder of the model's feature size exists.
 """
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

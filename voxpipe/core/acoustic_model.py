@@ -14,6 +14,30 @@ import torch
 
 from voxpipe.core.component import Component
 from voxpipe.core.conditions import Conditions
+from voxpipe.core.errors import TextError
+
+
+def check_condition_inputs(
+    model: "AcousticModel",
+    prompt_tokens: list[list[int]],
+    tokens: list[list[int]],
+    prompt_features: torch.Tensor,
+    prompt_features_lens: torch.Tensor,
+) -> None:
+    """The batch agreement every `condition()` needs; empty token lists are TextErrors (the
+    frame count is derived from the prompt's tokens per frame)."""
+    batch = prompt_features.shape[0]
+    if not (len(prompt_tokens) == len(tokens) == batch == len(prompt_features_lens)):
+        raise ValueError(
+            f"batch sizes differ: {len(prompt_tokens)} prompt token lists, {len(tokens)} token lists, "
+            f"{batch} prompt feature rows, {len(prompt_features_lens)} prompt lengths"
+        )
+    if any(len(seq) == 0 for seq in prompt_tokens):
+        raise TextError("a prompt transcript has no tokens: the output length is derived from it")
+    if any(len(seq) == 0 for seq in tokens):
+        raise TextError("a text to synthesize has no tokens")
+    if prompt_features.shape[-1] != model.feature_dim:
+        raise ValueError(f"prompt features have {prompt_features.shape[-1]} channels; {model.name} expects {model.feature_dim}")
 
 
 class AcousticModel(Component):

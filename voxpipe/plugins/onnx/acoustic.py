@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from voxpipe.core.acoustic_model import AcousticModel
+from voxpipe.core.acoustic_model import AcousticModel, check_condition_inputs
 from voxpipe.core.component import Params
 from voxpipe.core.conditions import Conditions
 from voxpipe.core.errors import ConfigError, TextError, WeightsError
@@ -120,15 +120,7 @@ class OnnxZipVoiceAcousticModel(AcousticModel):
     # ---- conditions ------------------------------------------------------------------------------
     def condition(self, prompt_tokens, tokens, prompt_features, prompt_features_lens, speed=1.0) -> Conditions:
         """As the torch model's `condition()`: prompt_features (B, Tp, F) already times feat_scale."""
-        batch = prompt_features.shape[0]
-        if not (len(prompt_tokens) == len(tokens) == batch == len(prompt_features_lens)):
-            raise ValueError(f"batch sizes differ: {len(prompt_tokens)}, {len(tokens)}, {batch}, {len(prompt_features_lens)}")
-        if any(len(seq) == 0 for seq in prompt_tokens):
-            raise TextError("a prompt transcript has no tokens: the output length is derived from it")
-        if any(len(seq) == 0 for seq in tokens):
-            raise TextError("a text to synthesize has no tokens")
-        if prompt_features.shape[-1] != self.feature_dim:
-            raise ValueError(f"prompt features have {prompt_features.shape[-1]} channels; {self.name} expects {self.feature_dim}")
+        check_condition_inputs(self, prompt_tokens, tokens, prompt_features, prompt_features_lens)
         lens = torch.as_tensor(prompt_features_lens, dtype=torch.int64)
         if self.official_text_encoder:
             text_condition, features_lens = self._official_text_condition(prompt_tokens, tokens, lens, speed)

@@ -7,10 +7,9 @@ from typing import ClassVar, Literal
 
 import torch
 
-from voxpipe.core.acoustic_model import AcousticModel
+from voxpipe.core.acoustic_model import AcousticModel, check_condition_inputs
 from voxpipe.core.component import Params
 from voxpipe.core.conditions import Conditions
-from voxpipe.core.errors import TextError
 from voxpipe.plugins.zipvoice.loading import load_model
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -77,18 +76,7 @@ class ZipVoiceAcousticModel(AcousticModel):
 
         prompt_features (B, Tp, F) already times feat_scale; prompt_features_lens (B,) int64.
         """
-        batch = prompt_features.shape[0]
-        if not (len(prompt_tokens) == len(tokens) == batch == len(prompt_features_lens)):
-            raise ValueError(
-                f"batch sizes differ: {len(prompt_tokens)} prompt token lists, {len(tokens)} token lists, "
-                f"{batch} prompt feature rows, {len(prompt_features_lens)} prompt lengths"
-            )
-        if any(len(seq) == 0 for seq in prompt_tokens):
-            raise TextError("a prompt transcript has no tokens: the output length is derived from it")
-        if any(len(seq) == 0 for seq in tokens):
-            raise TextError("a text to synthesize has no tokens")
-        if prompt_features.shape[-1] != self.feature_dim:
-            raise ValueError(f"prompt features have {prompt_features.shape[-1]} channels; {self.name} expects {self.feature_dim}")
+        check_condition_inputs(self, prompt_tokens, tokens, prompt_features, prompt_features_lens)
         lens = torch.as_tensor(prompt_features_lens, dtype=torch.int64, device=self.device)
         with torch.no_grad():
             _, features_lens, text_condition, padding_mask = self.model.text_condition(prompt_tokens, tokens, lens, speed)
