@@ -44,7 +44,7 @@ def from_int16(pcm: np.ndarray) -> np.ndarray:
 
 
 # ---- loudness thresholds on the integer RMS ----------------------------------------------------
-def _max_rms_below_dbfs(threshold_dbfs: float) -> int:
+def max_rms_below_dbfs(threshold_dbfs: float) -> int:
     """Largest integer RMS r with 20 log10(r / 32768) < threshold (pydub's `dBFS < t`); 0 always counts."""
     def quiet(r: int) -> bool:
         return r == 0 or 20 * math.log(r / FULL_SCALE, 10) < threshold_dbfs
@@ -65,7 +65,7 @@ def _max_rms_at_or_below(threshold_dbfs: float) -> float:
 
 # ---- a pydub-like view of 16-bit audio ---------------------------------------------------------
 @dataclass
-class _Segment:
+class PcmSegment:
     """int16 frames (n, C) at `rate` Hz, sliced and measured in milliseconds like pydub."""
 
     frames: np.ndarray
@@ -83,17 +83,17 @@ class _Segment:
         """ms (int or int array, >= 0) -> frame index, int(ms * rate / 1000)."""
         return np.trunc(np.asarray(ms, dtype=np.float64) * (self.rate / 1000.0)).astype(np.int64)
 
-    def slice(self, start_ms: int, end_ms: int) -> "_Segment":
+    def slice(self, start_ms: int, end_ms: int) -> "PcmSegment":
         start_ms, end_ms = min(start_ms, self.length_ms), min(end_ms, self.length_ms)
         first, last = int(self.frame_at(start_ms)), int(self.frame_at(end_ms))
         data = self.frames[first:last]
         missing = (last - first) - data.shape[0]
         if missing > 0 and data.shape[0] > 0:  # pydub pads a short tail with silence
             data = np.concatenate([data, np.zeros((missing, data.shape[1]), dtype=data.dtype)])
-        return _Segment(data, self.rate)
+        return PcmSegment(data, self.rate)
 
-    def reversed(self) -> "_Segment":
-        return _Segment(self.frames[::-1], self.rate)
+    def reversed(self) -> "PcmSegment":
+        return PcmSegment(self.frames[::-1], self.rate)
 
     def window_rms(self, start_ms: np.ndarray, end_ms: np.ndarray) -> np.ndarray:
         """Integer RMS (audioop.rms) of slice(start, end) for each pair, vectorised."""
@@ -111,19 +111,19 @@ class _Segment:
         return np.where(count > 0, rms, 0).astype(np.int64)
 
 
-def _leading_silence_ms(segment: _Segment, threshold_dbfs: float, chunk_ms: int = 10) -> int:
+def leading_silence_ms(segment: PcmSegment, threshold_dbfs: float, chunk_ms: int = 10) -> int:
     """pydub `detect_leading_silence`: ms of leading chunks quieter than the threshold."""
     length = segment.length_ms
     starts = np.arange(0, length, chunk_ms, dtype=np.int64)
     if starts.size == 0:
         return 0
-    loud = segment.window_rms(starts, starts + chunk_ms) > _max_rms_below_dbfs(threshold_dbfs)
+    loud = segment.window_rms(starts, starts + chunk_ms) > max_rms_below_dbfs(threshold_dbfs)
     if not loud.any():
         return length
     return int(starts[np.argmax(loud)])
 
 
-def _silent_ranges_ms(segment: _Segment, min_silence_ms: int, threshold_dbfs: float, seek_step_ms: int):
+def _silent_ranges_ms(segment: PcmSegment, min_silence_ms: int, threshold_dbfs: float, seek_step_ms: int):
     """pydub `detect_silence`: [start, end] ms ranges at least `min_silence_ms` long."""
     length = segment.length_ms
     if length < min_silence_ms:
@@ -150,7 +150,7 @@ def _silent_ranges_ms(segment: _Segment, min_silence_ms: int, threshold_dbfs: fl
     return ranges
 
 
-def _nonsilent_ranges_ms(segment: _Segment, min_silence_ms: int, threshold_dbfs: float, seek_step_ms: int):
+def _nonsilent_ranges_ms(segment: PcmSegment, min_silence_ms: int, threshold_dbfs: float, seek_step_ms: int):
     """pydub `detect_nonsilent`."""
     silent = _silent_ranges_ms(segment, min_silence_ms, threshold_dbfs, seek_step_ms)
     length = segment.length_ms
@@ -169,8 +169,8 @@ def _nonsilent_ranges_ms(segment: _Segment, min_silence_ms: int, threshold_dbfs:
     return ranges
 
 
-def _split_on_silence(segment: _Segment, min_silence_ms: int, threshold_dbfs: float, keep_silence_ms: int,
-                      seek_step_ms: int) -> list[_Segment]:
+def _split_on_silence(segment: PcmSegment, min_silence_ms: int, threshold_dbfs: float, keep_silence_ms: int,
+                      seek_step_ms: int) -> list[PcmSegment]:
     """pydub `split_on_silence`: the non-silent parts, each with up to `keep_silence_ms` around it
     (overlapping margins are split in the middle)."""
     ranges = [[start - keep_silence_ms, end + keep_silence_ms]
@@ -182,11 +182,11 @@ def _split_on_silence(segment: _Segment, min_silence_ms: int, threshold_dbfs: fl
     return [segment.slice(max(start, 0), min(end, segment.length_ms)) for start, end in ranges]
 
 
-def _trim_edges(segment: _Segment, threshold_dbfs: float, lead_ms: int, trail_ms: int) -> _Segment:
+def _trim_edges(segment: PcmSegment, threshold_dbfs: float, lead_ms: int, trail_ms: int) -> PcmSegment:
     """Edge silence shortened to `lead_ms` / `trail_ms` (10 ms detection chunks)."""
-    start = max(0, _leading_silence_ms(segment, threshold_dbfs) - lead_ms)
+    start = max(0, leading_silence_ms(segment, threshold_dbfs) - lead_ms)
     segment = segment.slice(start, segment.length_ms).reversed()
-    start = max(0, _leading_silence_ms(segment, threshold_dbfs) - trail_ms)
+    start = max(0, leading_silence_ms(segment, threshold_dbfs) - trail_ms)
     return segment.slice(start, segment.length_ms).reversed()
 
 
@@ -230,11 +230,11 @@ def remove_silence(
     if array.ndim not in (1, 2):
         raise ValueError(f"remove_silence takes (N,) or (C, N) audio, got shape {array.shape}")
     frames = to_int16(array.reshape(-1, array.shape[-1]).T)  # (N, C)
-    segment = _Segment(np.ascontiguousarray(frames), int(sample_rate))
+    segment = PcmSegment(np.ascontiguousarray(frames), int(sample_rate))
     if not only_edges:
         parts = _split_on_silence(segment, min_silence_ms, threshold_dbfs, keep_silence_ms, seek_step_ms)
         joined = np.concatenate([p.frames for p in parts]) if parts else frames[:0]
-        segment = _Segment(joined, segment.rate)
+        segment = PcmSegment(joined, segment.rate)
     segment = _trim_edges(segment, threshold_dbfs, lead_ms, trail_ms)
     padding = np.zeros((appended_silence_frames(append_silence_ms, sample_rate), frames.shape[1]), np.int16)
     result = from_int16(np.concatenate([segment.frames, padding])).T  # (C, N')

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from voxpipe.audio.silence import (
-    _leading_silence_ms,
-    _max_rms_below_dbfs,
-    _Segment,
+    leading_silence_ms,
+    max_rms_below_dbfs,
+    PcmSegment,
     from_int16,
     to_int16,
 )
@@ -80,7 +80,7 @@ class StreamingEdgeTrim:
 
     def __init__(self, sample_rate: int) -> None:
         self.rate = int(sample_rate)
-        self._loud_rms = _max_rms_below_dbfs(THRESHOLD_DBFS)  # integer RMS above this is loud
+        self._loud_rms = max_rms_below_dbfs(THRESHOLD_DBFS)  # integer RMS above this is loud
         self._buffer = np.zeros(0, np.int16)  # int16 audio not yet released (+ context)
         self._buffer_start = 0     # position of _buffer[0] in the trimmed stream (u coordinates)
         self._emitted = 0          # u up to which bytes were released
@@ -122,7 +122,7 @@ class StreamingEdgeTrim:
         tail = self._buffer[: max(0, stream_end - self._buffer_start)]
         if stream_end > have:  # pydub pads a slice that ends past the audio with silence
             tail = np.concatenate([tail, np.zeros(stream_end - have, np.int16)])
-        silent_ms = _leading_silence_ms(_Segment(tail[::-1, None].copy(), self.rate), THRESHOLD_DBFS)
+        silent_ms = leading_silence_ms(PcmSegment(tail[::-1, None].copy(), self.rate), THRESHOLD_DBFS)
         if self._buffer_start > 0 and self._frame(silent_ms + BLOCK_MS) > tail.shape[0]:
             raise RuntimeError("internal error: the streamed trim released audio it could not keep")
         cut_ms = min(max(0, silent_ms - KEEP_MS), round(1000 * (stream_end / self.rate)))
@@ -132,7 +132,7 @@ class StreamingEdgeTrim:
     # ---- internals -----------------------------------------------------------------------
     def _find_lead(self) -> bool:
         """Locate the first loud 10 ms block; the stream then starts 100 ms before it."""
-        silent_ms = _leading_silence_ms(_Segment(self._buffer[:, None], self.rate), THRESHOLD_DBFS)
+        silent_ms = leading_silence_ms(PcmSegment(self._buffer[:, None], self.rate), THRESHOLD_DBFS)
         if self._frame(silent_ms + BLOCK_MS) > self._buffer.shape[0]:
             return False  # no complete loud block yet (a partial one may change)
         self._lead = self._frame(max(0, silent_ms - KEEP_MS))
