@@ -12,3 +12,11 @@ class TestEulerConformance(SolverConformance):
 class TestLuxTTSEulerConformance(SolverConformance):
     def make_solver(self):
         return LuxTTSEulerSolver(num_steps=4)
+
+
+def test_the_checked_classes_are_the_registered_ones():
+    from voxpipe.registry import get_registry
+
+    registry = get_registry()
+    assert registry.get("solver", "euler").cls is EulerSolver
+    assert registry.get("solver", "luxtts-euler").cls is LuxTTSEulerSolver
