@@ -195,3 +195,18 @@ def test_prompt_without_transcript_is_transcribed_offline(lux):
     voice = pipeline.encode_prompt(PROMPT)
     assert "gregson" in voice.transcript.lower() and "table" in voice.transcript.lower()
     assert voice.num_frames == voice_with_text.num_frames
+
+
+def test_token_level_chunking_keeps_the_whole_texts_tokens():
+    """ZipVoice's chunker cuts the token sequence of the whole text (as infer_zipvoice.py does):
+    the chunks together are exactly the whole text's ids, each within the token budget."""
+    config = lux_like(chunker={"type": "zipvoice"})
+    config["settings"] = {**config["settings"], "max_chunk_seconds": 2.0}
+    pipeline = Pipeline.from_config(config)
+    voice = Voice(torch.zeros(100, 100), list(range(1, 41)), "x", 0.1, {"sample_rate": 24000, "num_samples": 25600})
+    text = "First, a clause; then another one. And a second sentence, with commas, here! Last?"
+    chunks = pipeline.plan_chunks([text], voice, 1.0)
+    budget = pipeline.token_budget(voice, 1.0)[0]
+    assert len(chunks) > 1 and all(c.span is None for c in chunks)
+    assert [i for c in chunks for i in c.token_ids] == pipeline.tokenizer.encode(pipeline.prepare_text(text))
+    assert all(len(c.token_ids) <= budget for c in chunks)

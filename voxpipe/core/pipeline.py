@@ -45,7 +45,7 @@ class Chunk:
     """One piece of one input text, ready for the acoustic model."""
 
     text_index: int
-    span: TextSpan
+    span: TextSpan | None  # None when the chunker cut the token sequence (no character span)
     token_ids: list[int]
 
 
@@ -357,11 +357,25 @@ class Pipeline:
         return audios[0] if isinstance(text, str) else audios
 
     def plan_chunks(self, texts: Sequence[str], voice: Voice | None, speed: float) -> list[Chunk]:
-        """Normalize, chunk under the duration budget and tokenize every text."""
+        """Normalize, chunk under the duration budget and tokenize every text.
+
+        A chunker that cuts token sequences (`split_tokens`, ZipVoice's rule) gets the tokens of
+        the whole text, as the official script does, so every chunk holds exactly the tokens the
+        whole text has there; its chunks carry no character span (`span` None). Other chunkers
+        cut the text and each piece is tokenized (spans kept, e.g. for streaming).
+        """
         max_tokens = self.token_budget(voice, speed)[0]
+        split_tokens = getattr(self.chunker, "split_tokens", None)
+        by_tokens = split_tokens is not None and hasattr(self.tokenizer, "tokens_to_ids")
         chunks: list[Chunk] = []
         for index, text in enumerate(texts):
-            for span in self.chunk_text(self.prepare_text(text), max_tokens):
+            prepared = self.prepare_text(text)
+            if by_tokens:
+                self.tokenizer.encode(prepared)  # reports unknown symbols once for the whole text
+                pieces = [self.tokenizer.tokens_to_ids(piece) for piece in split_tokens(self.tokenizer.tokenize(prepared), max_tokens)]
+                chunks += [Chunk(index, None, ids) for ids in pieces if ids]
+                continue
+            for span in self.chunk_text(prepared, max_tokens):
                 ids = self.tokenizer.encode(span.text)
                 if ids:
                     chunks.append(Chunk(index, span, ids))
