@@ -21,7 +21,7 @@ from voxpipe.plugins.kokoro.model import KokoroModel
 from voxpipe.plugins.kokoro.phonemes import to_espeak, to_misaki, vocabulary_symbols
 from voxpipe.plugins.kokoro.tokenizer import KokoroTokenizer
 from voxpipe.plugins.kokoro.voices import VoiceBank, load_voice_packs, parse_voice_spec
-from voxpipe.testing import AcousticModelConformance, TokenizerConformance
+from voxpipe.testing import TokenizerConformance, WaveformModelConformance
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
@@ -48,7 +48,7 @@ class TestKokoroTokenizerConformance(TokenizerConformance):
         return shared_tokenizer()
 
 
-class TestKokoroModelConformance(AcousticModelConformance):
+class TestKokoroModelConformance(WaveformModelConformance):
     def make_model(self):
         return shared_model()
 

@@ -22,10 +22,11 @@ from voxpipe.testing.conformance import (
     TokenizerConformance,
     TranscriberConformance,
     VocoderConformance,
+    WaveformModelConformance,
 )
 
 __all__ = [
     "AcousticModelConformance", "ChunkerConformance", "ComponentConformance", "FeatureExtractorConformance",
     "GuidanceConformance", "NormalizerConformance", "SolverConformance", "TokenizerConformance",
-    "TranscriberConformance", "VocoderConformance",
+    "TranscriberConformance", "VocoderConformance", "WaveformModelConformance",
 ]

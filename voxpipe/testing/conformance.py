@@ -195,7 +195,8 @@ class VocoderConformance(ComponentConformance):
 
 
 class AcousticModelConformance(ComponentConformance):
-    """For flow-matching `AcousticModel`s: implement `make_model()`."""
+    """For flow-matching `AcousticModel`s (output == "features"): implement `make_model()`.
+    Models that emit audio use `WaveformModelConformance`."""
 
     def make_model(self):
         raise NotImplementedError
@@ -213,8 +214,7 @@ class AcousticModelConformance(ComponentConformance):
 
     def test_conditions_are_consistent(self):
         model = self.make_model()
-        if model.output != "features":
-            pytest.skip("waveform model")
+        assert model.output == "features", "use WaveformModelConformance for waveform models"
         cond = self._conditions(model)
         assert cond.padding_mask.shape == (2, cond.num_frames)
         assert int(cond.features_lens.max()) == cond.num_frames
@@ -223,13 +223,40 @@ class AcousticModelConformance(ComponentConformance):
 
     def test_velocity_shape(self):
         model = self.make_model()
-        if model.output != "features":
-            pytest.skip("waveform model")
+        assert model.output == "features", "use WaveformModelConformance for waveform models"
         cond = self._conditions(model)
         x = torch.randn(2, cond.num_frames, model.feature_dim, generator=torch.Generator().manual_seed(1))
         scale = torch.tensor(1.0) if model.uses_guidance_scale_input else None
         v = model.velocity(x, torch.tensor(0.4), cond, scale)
         assert v.shape == x.shape and torch.isfinite(v).all()
+
+
+
+class WaveformModelConformance(ComponentConformance):
+    """For acoustic models that emit audio themselves (output == "waveform"): implement
+    `make_model()`; override `sample_token_ids()` if arbitrary vocabulary ids are not valid."""
+
+    def make_model(self):
+        raise NotImplementedError
+
+    def make_component(self):
+        return self.make_model()
+
+    def sample_token_ids(self, model) -> list[int]:
+        """Ids to synthesize (default: 30 vocabulary ids, pad excluded)."""
+        ids = sorted(set(model.vocab.values()) - {model.pad_id}) if model.vocab else list(range(1, 31))
+        return ids[:30]
+
+    def test_waveform_output(self):
+        """(N,) float32, finite, deterministic; faster speech is shorter."""
+        model = self.make_model()
+        assert model.output == "waveform" and model.sample_rate > 0
+        ids = self.sample_token_ids(model)
+        wave = model.generate_waveform(ids, None, 1.0)
+        assert wave.dim() == 1 and wave.dtype == torch.float32 and wave.numel() > 0
+        assert torch.isfinite(wave).all()
+        assert torch.equal(wave, model.generate_waveform(ids, None, 1.0))
+        assert model.generate_waveform(ids, None, 1.5).numel() < wave.numel()
 
 
 class TranscriberConformance(ComponentConformance):
