@@ -8,6 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from pydantic import Field
+
+from voxpipe.core.component import Params
 from voxpipe.core.errors import ConfigError
 from voxpipe.core.vocoder import Vocoder
 from voxpipe.core.weights import resolve_path
@@ -27,6 +30,19 @@ def torch_device(device: str) -> torch.device:
         return torch.device(device)
     except (RuntimeError, ValueError) as error:
         raise ConfigError(f"device {device!r} is not a torch device ({error}); use e.g. 'cpu' or 'cuda:0'") from None
+
+
+DEFAULT_CHUNK_FRAMES = 2048  # ~22 s at 24 kHz / hop 256: sentence-length inputs decode in one pass
+
+
+class CheckpointVocoderParams(Params):
+    """Parameters every checkpoint-loading Vocos vocoder shares (subclasses add `weights`)."""
+
+    device: str = Field("cpu", description="torch device")
+    chunk_frames: int | None = Field(
+        DEFAULT_CHUNK_FRAMES, ge=16,
+        description="decode longer inputs in chunks of this many frames; None = one pass (docs/vocoders.md)",
+    )
 
 
 class CheckpointVocoder(Vocoder):

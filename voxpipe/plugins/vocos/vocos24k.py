@@ -8,12 +8,10 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from voxpipe.core.component import Params
-from voxpipe.plugins.vocos.base import CheckpointVocoder
+from voxpipe.plugins.vocos.base import DEFAULT_CHUNK_FRAMES, CheckpointVocoder, CheckpointVocoderParams
 from voxpipe.plugins.vocos.config import ModelConfigError
 from voxpipe.plugins.vocos.modules import VocosModel
 
-DEFAULT_CHUNK_FRAMES = 2048  # ~22 s at 24 kHz / hop 256: sentence-length inputs decode in one pass
 
 
 class Vocos24k(CheckpointVocoder):
@@ -22,15 +20,10 @@ class Vocos24k(CheckpointVocoder):
     name = "vocos-24k"
     description = "Vocos mel vocoder (ConvNeXt + ISTFT head), e.g. charactr/vocos-mel-24khz; ZipVoice's vocoder"
 
-    class Params(Params):
+    class Params(CheckpointVocoderParams):
         weights: str = Field(
             "hf://charactr/vocos-mel-24khz",
             description="directory with config.yaml + pytorch_model.bin, a checkpoint file, or hf://org/repo",
-        )
-        device: str = Field("cpu", description="torch device")
-        chunk_frames: int | None = Field(
-            DEFAULT_CHUNK_FRAMES, ge=16,
-            description="decode longer inputs in chunks of this many frames (same result); None = one pass",
         )
 
     SECTIONS = ("feature_extractor", "backbone", "head")

@@ -18,15 +18,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from voxpipe.core.component import Params
 from voxpipe.dsp.resample import resample_sinc
-from voxpipe.plugins.vocos.base import CheckpointVocoder
+from voxpipe.plugins.vocos.base import DEFAULT_CHUNK_FRAMES, CheckpointVocoder, CheckpointVocoderParams
 from voxpipe.plugins.vocos.chunking import place, plan_chunks
 from voxpipe.plugins.vocos.config import ModelConfigError
 from voxpipe.plugins.vocos.crossover import crossover_merge
 from voxpipe.plugins.vocos.upsampler import DualHeadVocosModel, GroupStatsAccumulator
 
-DEFAULT_CHUNK_FRAMES = 2048  # ~22 s: sentence-length inputs decode in one pass
 
 
 class LuxVocos48k(CheckpointVocoder):
@@ -35,21 +33,16 @@ class LuxVocos48k(CheckpointVocoder):
     name = "vocos-48k"
     description = "LuxTTS 48 kHz dual-head Vocos (LinaCodec): 24 kHz head below freq_range, 48 kHz head above"
 
-    class Params(Params):
+    class Params(CheckpointVocoderParams):
         weights: str = Field(
             "hf://YatharthS/LuxTTS/vocoder",
             description="directory with config.yaml + vocos.bin (LuxTTS) or pytorch_model.bin (LinaCodec), "
             "or its parent (a `vocoder/` subdirectory is found), a checkpoint file, or hf://org/repo/path",
         )
-        device: str = Field("cpu", description="torch device")
         freq_range: float = Field(12000, gt=0, description="crossover frequency in Hz (LuxTTS sets 12000)")
         output: Literal["48k", "24k-smooth"] = Field(
             "48k",
             description="48k: merged output (official); 24k-smooth: the 24 kHz head resampled to 48 kHz only",
-        )
-        chunk_frames: int | None = Field(
-            DEFAULT_CHUNK_FRAMES, ge=16,
-            description="decode longer inputs in chunks of this many frames (same result); None = one pass",
         )
 
     SECTIONS = ("feature_extractor", "backbone", "head", "upsampler", "head_48k")
