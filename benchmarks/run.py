@@ -93,7 +93,7 @@ def prepare_model(name: str, cache: Path) -> Path:
     """Full-size random-weight model directory in the official layout."""
     import torch
 
-    from voxpipe.plugins.zipvoice.loading import MODEL_CLASSES
+    from voxpipe.plugins.zipvoice.loading import network_class
 
     spec = CONFIGS[name]
     directory = cache / spec["variant"] / "model"
@@ -101,7 +101,7 @@ def prepare_model(name: str, cache: Path) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = MODEL_CLASSES[spec["variant"]](**ZIPVOICE_MODEL, vocab_size=VOCAB_SIZE, pad_id=0)
+    model = network_class(spec["variant"])(**ZIPVOICE_MODEL, vocab_size=VOCAB_SIZE, pad_id=0)
     torch.save({"model": model.state_dict()}, directory / "model.pt.tmp")
     (directory / "model.json").write_text(json.dumps({"model": ZIPVOICE_MODEL, "feature": {
         "sampling_rate": SAMPLE_RATE, "type": "vocos"}}))

@@ -1,5 +1,5 @@
 """Audio input (voxpipe.audio.io), prompt preparation (voxpipe.audio.prompt), ZipVoice's silence
-removal (voxpipe.audio.silence) and the `vocos-mel` component's own behaviour.
+removal (voxpipe.dsp.silence) and the `vocos-mel` component's own behaviour.
 
 Resampler parity uses the e2e fixtures (tests/fixtures or $VOXPIPE_FIXTURES):
   soxr (LuxTTS, librosa.load) vs luxtts_en prompt_wav_24k: atol 1e-6 (measured: exact);
@@ -23,7 +23,7 @@ import torch
 
 from voxpipe.audio.io import check_audio, load_audio, read_audio, resample, to_mono
 from voxpipe.audio.prompt import normalize_rms, prepare_prompt, rms
-from voxpipe.audio.silence import (
+from voxpipe.dsp.silence import (
     appended_silence_frames,
     remove_prompt_silence,
     remove_silence,

@@ -9,6 +9,8 @@ import yaml
 
 from pathlib import Path
 
+from voxpipe.testing.fixtures import tiny_pipeline_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 EXAMPLE = REPO / "examples" / "voxpipe-heun-solver"
@@ -40,10 +42,10 @@ def test_listed_by_voxpipe_plugins(installed_example):
 
 def test_used_from_yaml(installed_example, tmp_path):
     path = tmp_path / "pipe.yaml"
-    path.write_text(yaml.safe_dump({"solver": {"type": "heun", "num_steps": 3}}))
+    path.write_text(yaml.safe_dump(tiny_pipeline_config(solver={"type": "heun", "num_steps": 3})))
     result = run_voxpipe(installed_example, "config", "show", str(path), "--set", "solver.t_shift=0.7")
     assert result.returncode == 0, result.stderr
-    assert yaml.safe_load(result.stdout)["solver"] == {"type": "heun", "num_steps": 3, "t_shift": 0.7}
+    assert yaml.safe_load(result.stdout)["synthesizer"]["solver"] == {"type": "heun", "num_steps": 3, "t_shift": 0.7}
 
 
 def test_passes_solver_conformance_in_process(installed_example):

@@ -16,12 +16,13 @@ import torch
 import yaml
 
 from voxpipe.core.errors import ConfigError, TextError, WeightsError
+from voxpipe.core.synthesizer import Synthesizer
 from voxpipe.plugins.kokoro.assets import load_vocab
 from voxpipe.plugins.kokoro.model import KokoroModel
 from voxpipe.plugins.kokoro.phonemes import to_espeak, to_misaki, vocabulary_symbols
 from voxpipe.plugins.kokoro.tokenizer import KokoroTokenizer
 from voxpipe.plugins.kokoro.voices import VoiceBank, load_voice_packs, parse_voice_spec
-from voxpipe.testing import TokenizerConformance, WaveformModelConformance
+from voxpipe.testing import TokenizerConformance, SynthesizerConformance
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
@@ -48,14 +49,14 @@ class TestKokoroTokenizerConformance(TokenizerConformance):
         return shared_tokenizer()
 
 
-class TestKokoroModelConformance(WaveformModelConformance):
-    def make_model(self):
+class TestKokoroModelConformance(SynthesizerConformance):
+    def make_synthesizer(self):
         return shared_model()
 
 
 def test_registered_under_kokoro(fresh_registry):
     assert fresh_registry.get("tokenizer", "kokoro").cls is KokoroTokenizer
-    assert fresh_registry.get("acoustic_model", "kokoro").cls is KokoroModel
+    assert fresh_registry.get("synthesizer", "kokoro").cls is KokoroModel
 
 
 # ---- tokenizer ---------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_unknown_voice_lists_voices_and_suggests():
 
 def test_model_lists_bundled_voices_and_blends_real_packs():
     model = shared_model()
-    assert model.voices == BUNDLED_VOICES
+    assert model.voices() == BUNDLED_VOICES
     n = len(hello_ids())
     expected = 0.6 * model.bank.packs["jf_alpha"][n - 1] + 0.4 * model.bank.packs["jm_kumo"][n - 1]
     np.testing.assert_allclose(model.style_for("jf_alpha:0.6,jm_kumo:0.4", n), expected, rtol=1e-6)
@@ -224,7 +225,9 @@ def test_voice_pack_files(tmp_path):
 def test_waveform_is_speech_like_audio_at_24k():
     model = shared_model()
     audio = model.generate_waveform(list(hello_ids()))
-    assert model.output == "waveform" and model.sample_rate == 24000 and model.max_tokens == 510
+    # a whole model family: emits audio itself (no vocoder), mono, built-in voices (no prompt cloning)
+    assert isinstance(model, Synthesizer) and model.num_channels == 1 and not model.clones_voices
+    assert model.sample_rate == 24000 and model.max_tokens == 510
     assert audio.dtype == torch.float32 and audio.dim() == 1
     assert 0.5 < audio.numel() / model.sample_rate < 3.0
     assert torch.isfinite(audio).all() and float(audio.abs().max()) > 0.05
@@ -272,16 +275,37 @@ def test_bad_ids():
 def test_a_prompt_voice_is_refused():
     from voxpipe.core.voice import Voice
 
-    voice = Voice(torch.zeros(3, 4), [1, 2], "hi", 0.1)
+    voice = Voice("flow-matching", {"prompt_features": torch.zeros(3, 4), "prompt_token_ids": torch.tensor([1, 2])},
+                  {"transcript": "hi", "prompt_rms": 0.1})
     with pytest.raises(ConfigError, match="does not clone"):
         shared_model().generate_waveform(list(hello_ids()), voice)
+    with pytest.raises(ConfigError, match="made for synthesizer 'flow-matching'; this pipeline's synthesizer is 'kokoro'"):
+        shared_model().resolve_voice(voice)
+
+
+def test_a_kokoro_voice_file_holds_a_style_pack(tmp_path):
+    from voxpipe.core.voice import Voice
+
+    model = shared_model()
+    pack = torch.from_numpy(model.bank.packs["jm_kumo"][:, None, :].copy())  # (L, 1, D), the official layout
+    path = model.new_voice({"style_pack": pack}, {}).save(tmp_path / "kumo.voice")
+    loaded = Voice.load(path)
+    assert loaded.family == "kokoro" and loaded.fingerprint == {"style_dim": 256}
+    ids = list(hello_ids())
+    assert torch.equal(model.generate_waveform(ids, model.resolve_voice(loaded)), model.generate_waveform(ids, "jm_kumo"))
+    narrow = Voice("kokoro", {"style_pack": torch.zeros(4, 1, 8)}, {}, {"style_dim": 256}, 24000)
+    with pytest.raises(ConfigError, match=r"'style_pack' tensor of shape \(L, 1, 256\); got \(4, 1, 8\)"):
+        model.resolve_voice(narrow)
+    other = Voice("kokoro", {"style_pack": torch.zeros(4, 1, 128)}, {}, {"style_dim": 128}, 24000)
+    with pytest.raises(ConfigError, match="style_dim: voice 128, pipeline 256"):
+        model.resolve_voice(other)
 
 
 def test_voices_from_a_file(tmp_path):
     bundled = shared_model().bank.packs
     np.savez(tmp_path / "voices.npz", mine=(bundled["jf_alpha"] + bundled["jm_kumo"])[:, None, :] / 2)
     model = KokoroModel(voices_path=str(tmp_path / "voices.npz"), voice="mine", intra_op_threads=1, inter_op_threads=1)
-    assert model.voices == ["mine"]
+    assert model.voices() == ["mine"]
     ids = list(hello_ids())
     np.testing.assert_allclose(model.style_for(None, len(ids)), shared_model().style_for("jf_alpha,jm_kumo", len(ids)), rtol=1e-6)
     options = model.session.get_session_options()  # thread counts reach the session
@@ -319,9 +343,15 @@ def test_bundled_config_builds_and_speaks():
     from voxpipe.core.pipeline import Pipeline
 
     data = yaml.safe_load((REPO / "configs" / "kokoro.yaml").read_text(encoding="utf-8"))
-    assert data["acoustic_model"]["voice"] in BUNDLED_VOICES
+    assert data["synthesizer"]["type"] == "kokoro" and data["synthesizer"]["voice"] in BUNDLED_VOICES
     pipeline = Pipeline.from_config(REPO / "configs" / "kokoro.yaml")
-    assert isinstance(pipeline.acoustic_model, KokoroModel) and isinstance(pipeline.tokenizer, KokoroTokenizer)
-    assert pipeline.sample_rate == 24000 and pipeline.vocoder is None
+    assert isinstance(pipeline.synthesizer, KokoroModel) and isinstance(pipeline.tokenizer, KokoroTokenizer)
+    # the family emits audio itself: no vocoder or other sub-component sections
+    assert pipeline.sample_rate == 24000 and pipeline.config.components["synthesizer"].children == {}
     audio = pipeline.synthesize("Good morning.", voice="jf_alpha:0.5,jm_kumo:0.5")
     assert audio.sample_rate == 24000 and 0.3 < audio.duration < 3.0
+    # options Kokoro does not take are refused, never silently ignored (before any work)
+    with pytest.raises(ConfigError, match="synthesizer 'kokoro' has no option 'num_steps'.*It takes: speed"):
+        pipeline.synthesize("Good morning.", voice="jf_alpha", num_steps=8)
+    with pytest.raises(ConfigError, match="jm_kumo"):
+        pipeline.synthesize("Good morning.", voice="jm_kumu")

@@ -6,8 +6,9 @@ Tolerances:
   1e-4 absolute + 1e-4 relative (measured ~1e-6 .. 1e-5: operator fusion reorders float sums);
 - the whole LuxTTS sampling (4 Euler steps) from the official fixture's stored noise vs the
   official features: 1e-4 absolute + 1e-4 relative, as the torch parity test;
-- int8 graphs: deviation from fp32 is measured and printed, and bounded loosely: max |int8 - fp32|
-  <= 0.25 x max |fp32| for one decoder call (measured ~0.02-0.05 on these random weights).
+- int8 graphs: deviation from fp32 is measured and printed, and bounded: max |int8 - fp32|
+  <= 0.1 x max |fp32| for one decoder call (measured 0.028 on an AVX2-only CPU with the 7-bit
+  weights the export writes; full-range int8 weights saturate onnxruntime's AVX2 kernel: 0.47).
 Sizes are read from the fixture files, so the tests also run on full-size fixtures.
 """
 
@@ -27,7 +28,7 @@ from voxpipe.testing.fixtures import assemble_official_layout, fixtures_root
 
 ROOT = fixtures_root()
 ATOL = RTOL = 1e-4
-INT8_BOUND = 0.25
+INT8_BOUND = 0.1
 
 
 def token_lists(data, prefix: str) -> list[list[int]]:
@@ -73,10 +74,10 @@ def test_cli_export_writes_checked_graphs_and_a_pipeline(lux_export):
     manifest = json.loads((output / "export.json").read_text())
     assert set(manifest["int8_max_abs_deviation"]) == {"text_encoder", "fm_decoder"}
     for name, precision in (("pipeline.yaml", "fp32"), ("pipeline_int8.yaml", "int8")):
-        config = build_config(output / name)
-        assert config.components["acoustic_model"].info.name == "zipvoice-distill-onnx"
-        assert config.components["acoustic_model"].params.precision == precision
-        assert config.components["guidance"].info.name == "distilled"
+        family = build_config(output / name).components["synthesizer"]
+        assert family.children["acoustic_model"].info.name == "zipvoice-distill-onnx"
+        assert family.children["acoustic_model"].params.precision == precision
+        assert family.children["guidance"].info.name == "distilled"
 
 
 def test_export_rejects_old_opset_and_unsupported_models(tmp_path):
@@ -92,17 +93,18 @@ def test_onnx_luxtts_pipeline_reproduces_official_features(lux_export):
 
     _, output = lux_export
     pipeline = Pipeline.from_config(output / "pipeline.yaml")
-    assert pipeline.acoustic_model.name == "zipvoice-distill-onnx"
+    family = pipeline.synthesizer
+    assert family.acoustic_model.name == "zipvoice-distill-onnx"
     data = dict(np.load(ROOT / "e2e" / "luxtts_en.npz"))
     case = json.loads((ROOT / "e2e" / "manifest.json").read_text())["cases"]["luxtts_en"]["generate"]
     length = int(data["prompt_features_lens"][0])
-    voice = Voice(torch.from_numpy(data["prompt_features"][0, :length]), data["prompt_token_ids"].tolist(), "", 0.1,
-                  {"sample_rate": 24000})
-    (generated,) = pipeline.generate_features(
-        voice, [data["token_ids"].tolist()], speed=case["speed"] * pipeline.settings.speed_factor,
-        num_steps=case["num_steps"], guidance_scale=case["guidance_scale"], t_shift=case["t_shift"],
-        noise=torch.from_numpy(data["x0"]),
-    )
+    voice = family.resolve_voice(Voice(
+        "flow-matching", {"prompt_features": torch.from_numpy(data["prompt_features"][0, :length]),
+                          "prompt_token_ids": torch.from_numpy(data["prompt_token_ids"].reshape(-1)).to(torch.int64)},
+        {"transcript": "", "prompt_rms": 0.1, "settings": {"sample_rate": 24000}}))
+    options = family.options(dict(speed=case["speed"], num_steps=case["num_steps"],
+                                  guidance_scale=case["guidance_scale"], t_shift=case["t_shift"]))
+    (generated,) = family.generate_features(voice, [data["token_ids"].tolist()], options, noise=torch.from_numpy(data["x0"]))
     expected = data["pred_features"][0, : int(data["pred_features_lens"][0])]
     np.testing.assert_allclose(generated.numpy(), expected, atol=ATOL, rtol=RTOL)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from voxpipe.core.audio import Audio
-from voxpipe.core.errors import CompatibilityError, ConfigError, TextError
+from voxpipe.core.errors import CompatibilityError, ConfigError, TextError, VoiceFileError
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.core.voice import Voice
 from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
@@ -22,9 +22,12 @@ def lux_like(**changes) -> dict:
     """A LuxTTS-shaped pipeline on the e2e fixture model, 2 steps, no trimming."""
     config = tiny_pipeline_config(
         solver={"type": "euler", "num_steps": 2, "t_shift": 0.5},
-        settings={"prompt_resampler": "sinc", "trim_silence": False},
+        prompt_resampler="sinc",
+        settings={"trim_silence": False},
     )
-    config.update(changes)
+    top_level = {"normalizer", "chunker", "tokenizer", "transcriber", "settings"}
+    for key, value in changes.items():
+        (config if key in top_level else config["synthesizer"])[key] = value
     return config
 
 
@@ -34,12 +37,15 @@ def dialog(stereo: bool) -> dict:
     return {
         "tokenizer": {"type": "dialog", "tokens": str(model / "tokens.txt")},
         "chunker": {"type": "punctuation"},
-        "features": {"type": "vocos-mel", "n_mels": 20, "num_channels": 2 if stereo else 1},
-        "acoustic_model": {"type": "zipvoice-dialog-stereo" if stereo else "zipvoice-dialog", "weights": str(model)},
-        "guidance": {"type": "classifier-free", "scale": 1.5},
-        "solver": {"type": "euler", "num_steps": 2},
-        "vocoder": {"type": "griffin-lim", "n_mels": 20, "n_iter": 2},
-        "settings": {"max_chunk_seconds": 40},
+        "synthesizer": {
+            "type": "flow-matching",
+            "features": {"type": "vocos-mel", "n_mels": 20, "num_channels": 2 if stereo else 1},
+            "acoustic_model": {"type": "zipvoice-dialog-stereo" if stereo else "zipvoice-dialog", "weights": str(model)},
+            "guidance": {"type": "classifier-free", "scale": 1.5},
+            "solver": {"type": "euler", "num_steps": 2},
+            "vocoder": {"type": "griffin-lim", "n_mels": 20, "n_iter": 2},
+            "max_chunk_seconds": 40,
+        },
     }
 
 
@@ -54,9 +60,16 @@ def test_direct_composition_equals_yaml(lux):
 
     pipeline, voice = lux
     registry = get_registry()
-    built = {kind: registry.get(kind, entry.pop("type")).cls(**entry)
-             for kind, entry in ((k, dict(v)) for k, v in lux_like().items() if k != "settings")}
-    direct = Pipeline(**built, settings=lux_like()["settings"])
+    config = lux_like()
+    family = dict(config.pop("synthesizer"))
+    family.pop("type")
+    parts = {kind: registry.get(kind, family.pop(kind)["type"]) for kind in ("features", "acoustic_model", "guidance", "solver", "vocoder")}
+    sections = lux_like()["synthesizer"]
+    built_parts = {kind: info.cls(**{k: v for k, v in sections[kind].items() if k != "type"}) for kind, info in parts.items()}
+    synthesizer = registry.get("synthesizer", "flow-matching").cls(**built_parts, **family)
+    top = {kind: registry.get(kind, entry.pop("type")).cls(**entry)
+           for kind, entry in ((k, dict(v)) for k, v in config.items() if k != "settings")}
+    direct = Pipeline(synthesizer=synthesizer, **top, settings=config["settings"])
     text = "Direct composition works."
     assert torch.equal(direct.synthesize(text, voice, seed=5).samples, pipeline.synthesize(text, voice, seed=5).samples)
 
@@ -75,19 +88,21 @@ def test_guidance_must_fit_the_model():
 
 def test_tokenizer_vocabulary_must_match_the_model():
     with pytest.raises(CompatibilityError, match="vocabulary"):
-        Pipeline.from_config(lux_like(tokenizer={"type": "dialog", "tokens": str(ROOT / "zipvoice" / "tokens_dialog.txt")}) | {
-            "acoustic_model": {"type": "zipvoice", "weights": str(ROOT / "zipvoice" / "zipvoice")}})
+        Pipeline.from_config(lux_like(tokenizer={"type": "dialog", "tokens": str(ROOT / "zipvoice" / "tokens_dialog.txt")},
+                                      acoustic_model={"type": "zipvoice-distill", "weights": str(ROOT / "e2e" / "model")}))
 
 
 def test_long_text_is_chunked_and_cross_faded(lux):
     pipeline, voice = lux
     sentence = "This sentence is one of many in a long paragraph. "
-    short_budget = pipeline.settings.model_copy(update={"max_chunk_seconds": 6.0})
-    long_pipeline = Pipeline(**{k: getattr(pipeline, k) for k in ("acoustic_model", "tokenizer", "features", "vocoder", "solver", "guidance", "chunker")}, settings=short_budget)
-    chunks = long_pipeline.plan_chunks([sentence * 6], voice, 1.0)
+    long_pipeline = Pipeline.from_config(lux_like(max_chunk_seconds=6.0))
+    family = long_pipeline.synthesizer
+    voice = family.resolve_voice(voice)
+    options = family.options({})
+    chunks = long_pipeline.plan_chunks([sentence * 6], family.chunk_budget(voice, options))
     assert len(chunks) > 1 and all(c.text_index == 0 for c in chunks)
     audio = long_pipeline.synthesize(sentence * 6, voice, seed=1)
-    singles = [long_pipeline.decode(f, voice) for c in chunks for f in long_pipeline.generate_features(voice, [c.token_ids], seeds=[0])]
+    singles = [w for c in chunks for w in family.synthesize([c.token_ids], voice, options, [0])]
     overlap = int(0.1 * long_pipeline.sample_rate)
     expected = sum(w.shape[-1] for w in singles) - overlap * (len(singles) - 1)
     assert audio.num_samples == expected
@@ -107,8 +122,9 @@ def test_errors_for_bad_requests(lux):
         pipeline.synthesize("Hi.", voice, speed=0)
     with pytest.raises(ConfigError, match="encode_prompt"):
         pipeline.synthesize("Hi.", None)
-    wrong = Voice(torch.zeros(10, 20), [1, 2, 3], "x", 0.1, {})
-    with pytest.raises(ConfigError, match="20-dim"):
+    wrong = Voice("flow-matching", {"prompt_features": torch.zeros(10, 20), "prompt_token_ids": torch.tensor([1, 2, 3])},
+                  {"transcript": "x", "prompt_rms": 0.1})
+    with pytest.raises(VoiceFileError, match="20-dim"):
         pipeline.synthesize("Hi.", wrong)
     with pytest.raises(ConfigError, match="noise"):
         pipeline.synthesize("Hi.", voice, noise=torch.zeros(1, 3, 100))
@@ -157,8 +173,7 @@ def test_stream_equals_sentence_by_sentence_synthesis(lux):
 
     pipeline, voice = lux
     text = "One short sentence. And another one!"
-    session = pipeline.stream(voice, seed=4)
-    assert isinstance(session, StreamingSession)
+    session = StreamingSession(pipeline, voice, seed=4)
     session.push_text(text[:12])
     session.push_text(text[12:])
     session.flush()
@@ -183,30 +198,35 @@ def test_two_thousand_words_with_progress_and_bounded_memory(lux, capsys):
     text = " ".join(words[:2000])
     audio = pipeline.synthesize(text, voice, seed=0, num_steps=1, progress=True)
     grown = peak_mb() - after_short
-    assert len(pipeline.plan_chunks([text], voice, 1.0)) > 20 and audio.duration > 300
+    budget = pipeline.synthesizer.chunk_budget(pipeline.load_voice(voice), pipeline.options())
+    assert len(pipeline.plan_chunks([text], budget)) > 20 and audio.duration > 300
     assert "synthesizing" in capsys.readouterr().err  # tqdm progress bar
     output_mb = audio.num_samples * 4 / 2**20
     assert grown < 200 + 4 * output_mb, (grown, output_mb)
 
 
 def test_prompt_without_transcript_is_transcribed_offline(lux):
-    """No transcript: the default offline transcriber (Whisper tiny.en) hears the prompt."""
+    """No transcript: the pipeline's offline transcriber (Whisper tiny.en, as the bundled configs
+    name it) hears the prompt; a pipeline that names none says how to give the transcript."""
     pipeline, voice_with_text = lux
+    with pytest.raises(ConfigError, match="names no transcriber; pass the transcript"):
+        pipeline.encode_prompt(PROMPT)
+    pipeline = Pipeline.from_config(lux_like(transcriber={"type": "faster-whisper"}))
     voice = pipeline.encode_prompt(PROMPT)
-    assert "gregson" in voice.transcript.lower() and "table" in voice.transcript.lower()
+    assert "turned sharply" in voice.transcript.lower() and "table" in voice.transcript.lower()
     assert voice.num_frames == voice_with_text.num_frames
 
 
 def test_token_level_chunking_keeps_the_whole_texts_tokens():
     """ZipVoice's chunker cuts the token sequence of the whole text (as infer_zipvoice.py does):
     the chunks together are exactly the whole text's ids, each within the token budget."""
-    config = lux_like(chunker={"type": "zipvoice"})
-    config["settings"] = {**config["settings"], "max_chunk_seconds": 2.0}
-    pipeline = Pipeline.from_config(config)
-    voice = Voice(torch.zeros(100, 100), list(range(1, 41)), "x", 0.1, {"sample_rate": 24000, "num_samples": 25600})
+    pipeline = Pipeline.from_config(lux_like(chunker={"type": "zipvoice"}, max_chunk_seconds=2.0))
+    voice = pipeline.load_voice(Voice(
+        "flow-matching", {"prompt_features": torch.zeros(100, 100), "prompt_token_ids": torch.arange(1, 41)},
+        {"transcript": "x", "prompt_rms": 0.1, "settings": {"sample_rate": 24000, "num_samples": 25600}}))
     text = "First, a clause; then another one. And a second sentence, with commas, here! Last?"
-    chunks = pipeline.plan_chunks([text], voice, 1.0)
-    budget = pipeline.token_budget(voice, 1.0)[0]
+    budget = pipeline.synthesizer.chunk_budget(voice, pipeline.options())
+    chunks = pipeline.plan_chunks([text], budget)
     assert len(chunks) > 1 and all(c.span is None for c in chunks)
     assert [i for c in chunks for i in c.token_ids] == pipeline.tokenizer.encode(pipeline.prepare_text(text))
     assert all(len(c.token_ids) <= budget for c in chunks)

@@ -16,8 +16,13 @@ BUILT_IN = {
     ("acoustic_model", "zipvoice-dialog-stereo"), ("vocoder", "vocos-24k"), ("vocoder", "vocos-48k"),
     ("vocoder", "griffin-lim"), ("features", "vocos-mel"), ("tokenizer", "emilia"), ("tokenizer", "espeak"),
     ("tokenizer", "dialog"), ("tokenizer", "simple"), ("chunker", "punctuation"), ("transcriber", "faster-whisper"),
-    ("acoustic_model", "kokoro"), ("tokenizer", "kokoro"),
+    ("synthesizer", "flow-matching"), ("synthesizer", "kokoro"), ("synthesizer", "piper"), ("tokenizer", "kokoro"),
+    ("tokenizer", "piper"), ("recognizer", "whisper"), ("speaker_encoder", "resemblyzer"), ("quality", "dnsmos"),
 }
+BUILT_IN_KINDS = ("normalizer", "chunker", "tokenizer", "transcriber", "synthesizer", "features", "acoustic_model",
+                  "guidance", "solver", "vocoder")
+TOP_LEVEL_KINDS = ["normalizer", "chunker", "tokenizer", "transcriber", "synthesizer"]
+BUILT_IN_COMMANDS = {"serve", "export", "batch", "eval"}
 
 
 class MidpointParams(Params):
@@ -52,6 +57,33 @@ def test_built_in_components_come_through_entry_points(fresh_registry):
     assert not fresh_registry.failures, fresh_registry.failures
     info = fresh_registry.get("solver", "euler")
     assert info.package == "voxpipe" and info.plugin == "flow" and info.description
+
+
+def test_built_in_kinds_and_those_plugins_add(fresh_registry):
+    assert tuple(fresh_registry.kinds)[: len(BUILT_IN_KINDS)] == BUILT_IN_KINDS  # in pipeline order
+    assert fresh_registry.top_level_kinds()[: len(TOP_LEVEL_KINDS)] == TOP_LEVEL_KINDS
+    for kind in ("recognizer", "speaker_encoder", "quality"):  # registered by the `evaluation` plugin
+        assert fresh_registry.kinds[kind].plugin == "evaluation" and not fresh_registry.kinds[kind].top_level
+
+
+def test_built_in_commands_come_through_the_commands_hook(fresh_registry):
+    import argparse
+
+    subparsers = argparse.ArgumentParser().add_subparsers(dest="command")
+    fresh_registry.register_commands(subparsers)
+    assert BUILT_IN_COMMANDS <= set(subparsers.choices), BUILT_IN_COMMANDS - set(subparsers.choices)
+    assert not fresh_registry.failures, fresh_registry.failures
+
+
+def test_a_kind_cannot_be_taken_over_by_another_plugin():
+    registry = Registry()
+    registry.add_plugin(types.SimpleNamespace(register_kinds=hookimpl(lambda register: register("meter", "a"))), "one")
+    registry.add_plugin(types.SimpleNamespace(register_kinds=hookimpl(lambda register: register("meter", "b"))), "two")
+    registry.add_plugin(types.SimpleNamespace(register_kinds=hookimpl(lambda register: register("no good"))), "three")
+    assert registry.kinds["meter"].plugin == "one" and registry.kinds["meter"].description == "a"
+    assert [f.plugin for f in registry.failures] == ["two", "three"]
+    assert "already registered by plugin 'one'" in registry.failures[0].error
+    assert "identifiers" in registry.failures[1].error
 
 
 def test_unknown_name_suggests_close_matches_and_lists_all(fresh_registry):

@@ -217,7 +217,7 @@ def test_flow_plugin_registers_its_components() -> None:
     registered = []
     register_components(register=registered.append)
     assert {(c.kind, c.name) for c in registered} == {
-        ("solver", "euler"), ("solver", "luxtts-euler"),
+        ("synthesizer", "flow-matching"), ("solver", "euler"), ("solver", "luxtts-euler"),
         ("guidance", "classifier-free"), ("guidance", "distilled"), ("guidance", "none"),
     }
     solver = EulerSolver.from_params(EulerSolver.Params(num_steps=4, t_shift=0.7))

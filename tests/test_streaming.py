@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from voxpipe.audio.silence import trim_edge_silence
+from voxpipe.dsp.silence import trim_edge_silence
 from voxpipe.core.audio import Audio
 from voxpipe.core.errors import ConfigError, TextError
 from voxpipe.core.pipeline import Pipeline
@@ -89,6 +89,11 @@ def test_sentence_chunker_keeps_the_speaker_of_a_dialog_turn():
     assert [text[s.start:s.end] for s in spans] == ["[S1] Hi there.", "How are you?", "[S2] Fine.", "Thanks!"]
 
 
+def budget_of(pipeline, voice) -> int:
+    """Tokens per chunk the family allows for this voice at the configured speed."""
+    return pipeline.synthesizer.chunk_budget(pipeline.load_voice(voice), pipeline.options())
+
+
 @pytest.mark.filterwarnings("ignore:.*cannot be encoded")
 def test_planner_gives_the_whole_text_plan_whatever_the_pushes(pipeline, voice):
     english = copy.copy(pipeline)
@@ -96,7 +101,7 @@ def test_planner_gives_the_whole_text_plan_whatever_the_pushes(pipeline, voice):
 
     english.normalizer = EnglishNormalizer()
     reference = sentence_pipeline(english)
-    budget = english.token_budget(voice, 1.0)[0]
+    budget = budget_of(english, voice)
     rng = random.Random(0)
     texts = [
         '  Dr. Smith paid $5.50 on Jan. 3rd, 2024.  It was 3:30 pm! Was it? "Yes," she said. The end',
@@ -106,7 +111,7 @@ def test_planner_gives_the_whole_text_plan_whatever_the_pushes(pipeline, voice):
         "A very long sentence " + "with many words, and clauses, " * 40 + "ends here. Short one.",
     ]
     for text in texts:
-        expected = reference.plan_chunks([text], voice, 1.0)
+        expected = reference.plan_chunks([text], budget)
         assert len(expected) >= 2
         for _ in range(10):
             planner, got, previous = TextPlanner(english, budget), [], 0
@@ -128,7 +133,7 @@ def test_planner_never_depends_on_the_pushes_even_with_a_non_local_normalizer(pi
 
     odd = copy.copy(pipeline)
     odd.normalizer = CountsSentences()
-    budget = odd.token_budget(voice, 1.0)[0]
+    budget = budget_of(odd, voice)
     text = "Cats nap. Dogs run around a lot. Birds sing. Fish swim in the sea. End."
     rng, plans = random.Random(3), set()
     for _ in range(15):
@@ -144,7 +149,7 @@ def test_planner_never_depends_on_the_pushes_even_with_a_non_local_normalizer(pi
 
 
 def test_planner_releases_a_sentence_before_the_text_ends(pipeline, voice):
-    planner = TextPlanner(pipeline, pipeline.token_budget(voice, 1.0)[0])
+    planner = TextPlanner(pipeline, budget_of(pipeline, voice))
     planner.push("The dog ran home.")
     assert planner.ready() == []  # "home.5" could still follow
     planner.push(" It was")
@@ -264,7 +269,8 @@ def test_first_audio_comes_before_the_text_is_complete(pipeline, voice, referenc
 def test_a_slow_consumer_bounds_the_work_in_flight(pipeline, voice):
     calls = []
     counting = copy.copy(pipeline)
-    counting.generate_features = lambda *a, **k: calls.append(1) or Pipeline.generate_features(pipeline, *a, **k)
+    counting.synthesizer = copy.copy(pipeline.synthesizer)
+    counting.synthesizer.synthesize = lambda *a, **k: calls.append(1) or pipeline.synthesizer.synthesize(*a, **k)
     session = StreamingSession(counting, voice, seed=1, max_pending=1)
     session.push_text("One. Two. Three. Four. Five.")
     session.flush()

@@ -30,7 +30,6 @@ from voxpipe.plugins.whisper.hf_transformers import TransformersWhisperTranscrib
 from voxpipe.testing import TranscriberConformance
 
 E2E = Path(os.environ.get("VOXPIPE_FIXTURES") or Path(__file__).resolve().parent / "fixtures") / "e2e"
-MAX_WER = 0.15  # after Whisper's English normalization; tiny.en gets this clip exactly right
 
 
 @lru_cache(maxsize=1)
@@ -45,11 +44,6 @@ def prompt_sample() -> tuple[Audio, str]:
     return load_audio(E2E / manifest["prompt_wav"]), manifest["prompt_text"]
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis))
-
-
 def test_registered():
     from voxpipe.registry import get_registry
 
@@ -59,9 +53,14 @@ def test_registered():
 
 
 def test_faster_whisper_transcribes_the_prompt_offline():
+    """Character error rate: Whisper tiny.en's rendering of the name "Gregson" varies with the
+    numeric libraries pip installs ("Gregson", "Greggs in"), which is one word wrong in speech
+    but two in a word count; everything else must be heard."""
     audio, reference = prompt_sample()
     text = offline_transcriber().transcribe(audio)
-    assert word_error_rate(reference, text) <= MAX_WER, text
+    normalize = EnglishTextNormalizer()
+    assert jiwer.cer(normalize(reference), normalize(text)) <= 0.1, text
+    assert "turned sharply" in normalize(text) and "across the table" in normalize(text), text
 
 
 class TestFasterWhisperConformance(TranscriberConformance):

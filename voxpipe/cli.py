@@ -11,14 +11,23 @@ import os
 import sys
 from pathlib import Path
 
+from voxpipe.commands.common import (
+    DEFAULT_CONFIG,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    UsageError,
+    add_config_args,
+    add_option_args,
+    check_output,
+    load_config,
+    load_pipeline,
+    options_of,
+    read_text_file,
+)
 from voxpipe.core.errors import ConfigError, VoxpipeError
 
-DEFAULT_CONFIG = "kokoro"
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ConfigError):
-    """Bad command-line usage (exit 2)."""
+__all__ = ["DEFAULT_CONFIG", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,34 +36,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _add_config_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument(
-        "--config", "-c", required=required, default=None if required else DEFAULT_CONFIG,
-        help="pipeline YAML file or bundled name (luxtts, zipvoice, zipvoice_distill, ..., kokoro)",
-    )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. solver.num_steps=8 (repeatable)")
-    parser.add_argument("--weights-dir", default=None,
-                        help="local copy of the official weight layouts; hf://org/repo/path is looked up under it")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="voxpipe", description="Plugin-based text-to-speech.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    commands.add_parser("plugins", help="list every registered component and plugin load failures")
+    plugins = commands.add_parser("plugins", help="list every registered component and plugin load failures")
+    plugins.add_argument("--options", metavar="SYNTHESIZER", default=None,
+                         help="list the per-call options (-O key=value) a synthesizer takes")
 
-    config = commands.add_parser("config", help="validate or show a pipeline file")
+    config = commands.add_parser("config", help="validate, show or list pipeline files")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     config_commands.required = True
     for action, text in (("validate", "check a pipeline file"), ("show", "print the fully resolved pipeline")):
         sub = config_commands.add_parser(action, help=text)
         sub.add_argument("file")
         sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    config_commands.add_parser("list", help="list the bundled pipelines")
 
-    synth = commands.add_parser("synth", help="synthesize speech to a WAV file")
-    _add_config_args(synth, required=False)
+    synth = commands.add_parser("synth", help="synthesize speech to a sound file")
+    add_config_args(synth)
     source = synth.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="text to speak")
     source.add_argument("--text-file", help="file with the text to speak (UTF-8)")
@@ -63,12 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--prompt-text", action="append",
                        help="transcript of the prompt, once per --prompt (transcribed offline when omitted)")
     synth.add_argument("--voice", help="a .voice file (voxpipe voice create), or a built-in voice name")
-    synth.add_argument("-o", "--output", required=True, help="output WAV path")
-    synth.add_argument("--seed", type=int, default=None)
-    synth.add_argument("--speed", type=float, default=None)
-    synth.add_argument("--num-steps", type=int, default=None)
-    synth.add_argument("--guidance-scale", type=float, default=None)
-    synth.add_argument("--t-shift", type=float, default=None)
+    synth.add_argument("-o", "--output", required=True, help="output sound file (.wav, .flac, .ogg, .mp3)")
+    add_option_args(synth)
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
     voice = commands.add_parser("voice", help="encode and save voice prompts")
@@ -78,22 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("audio", nargs="+", help="prompt audio (two files for a dialog model's two speakers)")
     create.add_argument("--text", action="append", help="transcript, once per audio (transcribed offline when omitted)")
     create.add_argument("-o", "--output", required=True)
-    _add_config_args(create, required=False)
-    create.set_defaults(config="luxtts")
+    add_config_args(create)
 
-    for register in _extra_commands():
-        register(commands)
+    from voxpipe.registry import get_registry
+
+    get_registry().register_commands(commands)  # serve, export, batch, eval and plugins' own
     return parser
-
-
-def _extra_commands():
-    """Sub-commands living in their own modules (each has `register(subparsers)`)."""
-    import importlib
-
-    return [importlib.import_module(f"voxpipe.commands.{name}").register for name in EXTRA_COMMANDS]
-
-
-EXTRA_COMMANDS: tuple[str, ...] = ("export", "serve")
 
 
 # ---- command implementations -------------------------------------------------------------------
@@ -101,11 +88,16 @@ def cmd_plugins(args) -> int:
     from voxpipe.registry import get_registry
 
     registry = get_registry()
+    if args.options is not None:
+        return _print_options(registry, args.options)
     rows = [("KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION")]
     rows += [(i.kind, i.name, i.package, i.version, i.description) for i in registry.components()]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])
+    plugin_kinds = [kind for kind in registry.kinds.values() if kind.plugin != "voxpipe"]
+    if plugin_kinds:
+        print("\nkinds added by plugins: " + ", ".join(f"{k.name} ({k.plugin})" for k in plugin_kinds))
     if registry.failures:
         print("\nplugins that failed to load:")
         for failure in registry.failures:
@@ -113,9 +105,22 @@ def cmd_plugins(args) -> int:
     return EXIT_OK
 
 
-def cmd_config(args) -> int:
-    from voxpipe.core.config import build_config
+def _print_options(registry, name: str) -> int:
+    info = registry.get("synthesizer", name)
+    fields = info.cls.Options.model_fields
+    print(f"per-call options of synthesizer {name!r} (-O key=value):" if fields else f"synthesizer {name!r} takes no options")
+    for key, field in fields.items():
+        print(f"  {key}: {field.description or ''}")
+    return EXIT_OK
 
+
+def cmd_config(args) -> int:
+    from voxpipe.core.config import build_config, bundled_configs
+
+    if args.config_command == "list":
+        for name, path in sorted(bundled_configs().items()):
+            print(f"{name}  {path}")
+        return EXIT_OK
     config = build_config(args.file, args.overrides)
     if args.config_command == "validate":
         print(f"{config.source}: OK ({', '.join(config.components)})")
@@ -124,53 +129,47 @@ def cmd_config(args) -> int:
     return EXIT_OK
 
 
-def _load_pipeline(args):
-    from voxpipe.core.pipeline import Pipeline
-
-    return Pipeline.from_config(args.config, args.overrides, weights_dir=args.weights_dir)
-
-
 def cmd_synth(args) -> int:
     from voxpipe.core.voice import Voice
 
-    text = args.text if args.text is not None else _read_text(args.text_file)
-    pipeline = _load_pipeline(args)
     if args.prompt and args.voice:
         raise UsageError("give either --prompt or --voice, not both")
-    if pipeline.acoustic_model.output == "features":
-        if args.prompt:
-            voice = pipeline.encode_prompt(args.prompt, args.prompt_text)
-        elif args.voice:
-            voice = Voice.load(args.voice)
-        else:
-            raise UsageError(f"{pipeline.config.source if pipeline.config else 'this pipeline'} clones a voice: "
-                             "give --prompt ref.wav [--prompt-text ...] or --voice alice.voice")
-    else:
-        if args.prompt:
-            raise UsageError(f"acoustic_model {pipeline.acoustic_model.name!r} has built-in voices and takes no "
-                             "--prompt; choose one with --voice NAME")
-        voice = args.voice
-    audio = pipeline.synthesize(
-        text, voice, speed=args.speed, num_steps=args.num_steps, guidance_scale=args.guidance_scale,
-        t_shift=args.t_shift, seed=args.seed, progress=not args.quiet,
-    )
+    text = args.text if args.text is not None else read_text_file(args.text_file)
+    voice_file = args.voice if args.voice and Path(args.voice).suffix == ".voice" else None
+    check_output(args.output, [*(args.prompt or []), voice_file, args.text_file])
+    config = load_config(args)
+    options = options_of(args, config)
+    family = config.components["synthesizer"].info.cls
+    if args.prompt and not family.clones_voices:
+        raise UsageError(f"synthesizer {config.components['synthesizer'].info.name!r} has built-in voices and "
+                         "takes no --prompt; choose one with --voice NAME")
+    if len(text) > config.settings.max_text_chars:
+        raise UsageError(f"the text has {len(text)} characters; one call takes at most "
+                         f"{config.settings.max_text_chars} (settings.max_text_chars: --set settings.max_text_chars=N)")
+    voice = Voice.load(voice_file) if voice_file else args.voice  # a bad voice file fails before the model loads
+    pipeline = load_pipeline(config)
+    if args.prompt:
+        voice = pipeline.encode_prompt(args.prompt, args.prompt_text)
+    audio = pipeline.synthesize(text, voice, seed=args.seed, progress=not args.quiet, **options)
     path = audio.save(args.output)
     print(f"wrote {path} ({audio.duration:.2f} s, {audio.sample_rate} Hz, {audio.num_channels} channel(s))")
     return EXIT_OK
 
 
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot read --text-file {path}: {error.strerror}") from None
-
-
 def cmd_voice(args) -> int:
-    pipeline = _load_pipeline(args)
+    check_output(args.output, args.audio, audio=False)
+    if Path(args.output).suffix != ".voice":
+        raise UsageError(f"-o/--output {args.output}: voice files end in .voice")
+    config = load_config(args)
+    family = config.components["synthesizer"].info
+    if not family.cls.clones_voices:
+        raise UsageError(f"synthesizer {family.name!r} ({config.source}) does not make voices from audio; "
+                         "use a pipeline that clones voices, e.g. --config luxtts")
+    pipeline = load_pipeline(config)
     voice = pipeline.encode_prompt(args.audio, args.text)
     path = voice.save(args.output)
-    print(f"wrote {path} ({voice.num_frames} frames, transcript: {voice.transcript!r})")
+    transcript = voice.metadata.get("transcript")
+    print(f"wrote {path} (synthesizer {voice.family}" + (f", transcript: {transcript!r})" if transcript else ")"))
     return EXIT_OK
 
 

@@ -2,9 +2,10 @@
 
 Data-driven: every case in `<fixtures>/e2e/manifest.json` (fixtures root = VOXPIPE_FIXTURES or
 tests/fixtures). The pipeline is built from the bundled YAML (configs/<pipeline>.yaml) pointed
-with `weights_dir` at a local copy of the official Hugging Face layout assembled from the fixture
-files, so the hf:// locations, strict loading and settings of the shipped configs are what is
-tested. Stages are compared from their stored inputs, then the whole synthesize() call.
+with `weights_dir` at a local copy of the official Hugging Face layout assembled from the folders
+the case names in the manifest (`cases.<case>.model`, one of `models`; the vocoder the official
+pipeline loaded), so the hf:// locations, strict loading and settings of the shipped configs are
+what is tested. Stages are compared from their stored inputs, then the whole synthesize() call.
 
 Tolerances (float32 throughout):
 - token ids, frame counts: exact;
@@ -19,15 +20,20 @@ Tolerances (float32 throughout):
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from voxpipe.testing.fixtures import assemble_official_layout, fixtures_root
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.core.voice import Voice
+from voxpipe.testing.fixtures import (
+    assemble_official_layout,
+    case_models,
+    fixtures_root,
+)
 
 E2E = fixtures_root() / "e2e"
 MANIFEST = json.loads((E2E / "manifest.json").read_text()) if (E2E / "manifest.json").is_file() else {"cases": {}}
@@ -40,13 +46,13 @@ def settings_of(case: dict) -> dict:
         return {
             "config": "luxtts",
             "sampling": dict(num_steps=gen["num_steps"], guidance_scale=gen["guidance_scale"], t_shift=gen["t_shift"], speed=gen["speed"]),
-            "overrides": {"settings.prompt_max_seconds": enc["duration"], "settings.prompt_target_rms": enc["rms"]},
+            "overrides": {"synthesizer.prompt_max_seconds": enc["duration"], "synthesizer.prompt_target_rms": enc["rms"]},
         }
     args = case["args"]
     return {
         "config": case["model_name"],
         "sampling": dict(num_steps=args["num_step"], guidance_scale=args["guidance_scale"], t_shift=args["t_shift"], speed=args["speed"]),
-        "overrides": {"settings.prompt_target_rms": args["target_rms"], "settings.output_target_rms": args["target_rms"]},
+        "overrides": {"synthesizer.prompt_target_rms": args["target_rms"], "synthesizer.output_target_rms": args["target_rms"]},
     }
 
 
@@ -55,21 +61,53 @@ def case(request, tmp_path_factory):
     name = request.param
     spec = MANIFEST["cases"][name]
     setup = settings_of(spec)
-    root = assemble_official_layout(tmp_path_factory.mktemp(name), spec["pipeline"], spec.get("model_name", ""))
+    root = assemble_official_layout(tmp_path_factory.mktemp(name), spec["pipeline"], spec.get("model_name", ""),
+                                    case=name)
     pipeline = Pipeline.from_config(setup["config"], setup["overrides"], weights_dir=str(root))
     data = dict(np.load(E2E / f"{name}.npz"))
     return name, spec, setup, pipeline, data
 
 
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_folders_hold_the_recorded_files(name):
+    """The folders a case is built from are the ones its manifest names, file for file (sha256 of
+    `models.<folder>`): a case must never run on another case's model."""
+    folders = case_models(name, manifest=MANIFEST)
+    listed = MANIFEST["models"]
+    model_key = MANIFEST["cases"][name]["model"]
+    vocoder_key = next((key for key in listed if (E2E / key).resolve() == folders.vocoder), None)
+    checks = [(folders.model, listed[model_key])]
+    if vocoder_key is not None:  # a vocoder inside the model folder is checked with the model's files
+        checks.append((folders.vocoder, listed[vocoder_key]))
+    for folder, files in checks:
+        for relative, expected in files.items():
+            assert sha256_of(folder / relative) == expected, f"{name}: {folder / relative} differs from the manifest"
+
+
 def stored_voice(data, spec) -> Voice:
+    """The official run's prompt as a flow-matching voice payload."""
     length = int(data["prompt_features_lens"][0])
     return Voice(
-        torch.from_numpy(data["prompt_features"][0, :length]),
-        data["prompt_token_ids"].reshape(-1).tolist(),
-        spec["record"]["prompt_text"],
-        float(data["prompt_rms"]),
-        {"sample_rate": 24000, "num_samples": _prompt_samples(data)},
+        "flow-matching",
+        {"prompt_features": torch.from_numpy(data["prompt_features"][0, :length]).to(torch.float32),
+         "prompt_token_ids": torch.from_numpy(data["prompt_token_ids"].reshape(-1)).to(torch.int64)},
+        {"transcript": spec["record"]["prompt_text"], "prompt_rms": float(data["prompt_rms"]),
+         "settings": {"sample_rate": 24000, "num_samples": _prompt_samples(data)}},
     )
+
+
+def family_call(pipeline, data, spec, **sampling):
+    """(family, resolved voice, options) for the stored prompt and the case's sampling."""
+    family = pipeline.synthesizer
+    return family, family.resolve_voice(stored_voice(data, spec)), family.options(sampling)
 
 
 def _prompt_samples(data) -> int:
@@ -104,19 +142,16 @@ def test_prompt_encoding(case):
 
 def test_text_tokens(case):
     name, spec, setup, pipeline, data = case
-    chunks = pipeline.plan_chunks([spec["text"]], stored_voice(data, spec), setup["sampling"]["speed"] * pipeline.settings.speed_factor)
+    family, voice, options = family_call(pipeline, data, spec, **setup["sampling"])
+    chunks = pipeline.plan_chunks([spec["text"]], family.chunk_budget(voice, options))
     assert [i for c in chunks for i in c.token_ids] == data["token_ids"].reshape(-1).tolist()
 
 
 def test_generated_features(case):
     name, spec, setup, pipeline, data = case
-    voice, sampling = stored_voice(data, spec), setup["sampling"]
+    family, voice, options = family_call(pipeline, data, spec, **setup["sampling"])
     for token_ids, x0, features_lens, pred, pred_lens in batches_of(name, spec, data):
-        generated = pipeline.generate_features(
-            voice, token_ids, speed=sampling["speed"] * pipeline.settings.speed_factor,
-            num_steps=sampling["num_steps"], guidance_scale=sampling["guidance_scale"],
-            t_shift=sampling["t_shift"], noise=torch.from_numpy(x0),
-        )
+        generated = family.generate_features(voice, token_ids, options, noise=torch.from_numpy(x0))
         assert [g.shape[0] for g in generated] == pred_lens.tolist()
         assert [g.shape[0] + voice.num_frames for g in generated] == features_lens.tolist()
         for item, expected, length in zip(generated, pred, pred_lens):
@@ -125,8 +160,8 @@ def test_generated_features(case):
 
 def test_waveform_from_stored_features(case):
     name, spec, setup, pipeline, data = case
-    voice = stored_voice(data, spec)
-    waves = [pipeline.decode(torch.from_numpy(pred[:length]), voice)
+    family, voice, _ = family_call(pipeline, data, spec)
+    waves = [family.decode(torch.from_numpy(pred[:length]), voice)
              for _, _, _, preds, lens in batches_of(name, spec, data) for pred, length in zip(preds, lens)]
     if spec["pipeline"] == "luxtts":
         np.testing.assert_allclose(waves[0].numpy(), data["wav"], atol=1e-4)
@@ -135,7 +170,7 @@ def test_waveform_from_stored_features(case):
         in_text_order = [w for _, w in sorted(zip(order, waves), key=lambda pair: pair[0])]
         from voxpipe.dsp.crossfade import crossfade_concat
 
-        concat = crossfade_concat(in_text_order, int(pipeline.settings.crossfade_seconds * pipeline.sample_rate))
+        concat = crossfade_concat(in_text_order, int(pipeline.settings.crossfade_seconds * family.sample_rate))
         np.testing.assert_allclose(concat.numpy(), data["concat_wav"], atol=1e-4)
 
 

@@ -28,6 +28,7 @@ from voxpipe.dsp.loudness import match_prompt_loudness
 from voxpipe.dsp.resample import resample_sinc
 from voxpipe.plugins.vocos.vocos24k import Vocos24k
 from voxpipe.plugins.vocos.vocos48k import LuxVocos48k
+from voxpipe.testing.fixtures import case_models
 
 FIXTURE_GLOBS = {"e2e_case": "e2e/*.npz"}
 WAVE = dict(atol=1e-5, rtol=0.0)
@@ -138,29 +139,22 @@ def test_luxtts_post_processing(vocoders_dir: Path):
 
 
 # -- vocoder stage of the end-to-end records --------------------------------------------------------
-def e2e_vocoder_dir(e2e: Path, checkpoint_name: str) -> Path:
-    """The vocoder directory the e2e manifest lists (by the checkpoint file it holds)."""
-    for relative, files in read_json(e2e / "manifest.json")["models"].items():
-        if checkpoint_name in files:
-            return (e2e / relative).resolve()
-    raise AssertionError(f"{e2e / 'manifest.json'} lists no model directory with {checkpoint_name}")
-
-
 def test_e2e_vocoder_stage(fixtures_root: Path, e2e_case: Path):
     """pred_features -> vocoder -> clamp -> loudness matching, as each official pipeline does."""
     e2e = fixtures_root / "e2e"
     data = arrays(e2e_case)
     case = read_json(e2e / "manifest.json")["cases"][e2e_case.stem]
+    vocoder_dir = case_models(e2e_case.stem, fixtures_root).vocoder  # the folder the official pipeline loaded
     prompt_rms = torch.from_numpy(data["prompt_rms"])
     if case["pipeline"] == "luxtts":
-        vocoder = vocos_48k(e2e_vocoder_dir(e2e, "vocos.bin"), lux_freq_range(fixtures_root / "vocoders"))
+        vocoder = vocos_48k(vocoder_dir, lux_freq_range(fixtures_root / "vocoders"))
         features = torch.from_numpy(data["pred_features"]).transpose(1, 2) / LUXTTS_FEATURE_SCALE
         wave = match_prompt_loudness(vocoder.decode(features), prompt_rms, LUXTTS_OUTPUT_TARGET_RMS)
         close(wave, data["wav"], WAVE, f"{e2e_case.name}: wav")
         return
     assert case["pipeline"] == "zipvoice", case["pipeline"]
     args, record = case["args"], case["record"]
-    vocoder = vocos_24k(e2e_vocoder_dir(e2e, "pytorch_model.bin"))
+    vocoder = vocos_24k(vocoder_dir)
     generated = []  # chunk waveforms in generation order (batch by batch, item by item)
     batch = 0
     while f"b{batch}_pred_features" in data:

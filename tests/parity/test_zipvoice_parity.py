@@ -5,9 +5,15 @@ the fixtures for what each array is). All sizes come from the files, so the same
 full-size official-config fixtures via VOXPIPE_FIXTURES.
 
 Tolerances (|actual - ref| <= atol + rtol * |ref|):
-  single calls (text side, one decoder call, one guided call, one Euler step): 1e-5 + 1e-5 rel
+  single calls (text side, one decoder call, one distilled guided call, one Euler step):
+                                                                              1e-5 + 1e-5 rel
+  one classifier-free guided call: that single-call bound carried through the guidance
+    combination (see `guided_bound`): (1+g)(1e-5 + 1e-5|v_cond|) + g(1e-5 + 1e-5|v_uncond|)
   sampler outputs after all steps (trajectory, x1 and its splits, luxtts_x1):  1e-4 + 1e-5 rel
   integers, masks: exact; time grid: 1e-7.
+The arithmetic itself follows the official operation order (same bits as the official code on
+the same machine, Swoosh activations included: test_swoosh_order.py); what remains against
+fixtures made elsewhere is the float32 rounding of that machine's kernels.
 Only valid positions are compared (tokens <= each sequence length incl. the appended pad,
 frames < features_lens, and the valid part of the split outputs).
 """
@@ -75,18 +81,60 @@ def token_lists(ids: np.ndarray, lens: np.ndarray) -> list[list[int]]:
     return [row[:n].tolist() for row, n in zip(ids, lens)]
 
 
-def assert_close(name: str, actual: torch.Tensor | np.ndarray, expected: np.ndarray, valid=None, *, atol, rtol) -> None:
+def assert_close(name: str, actual: torch.Tensor | np.ndarray, expected: np.ndarray, valid=None, *,
+                 atol=None, rtol=None, bound: np.ndarray | None = None) -> None:
+    """|actual - expected| <= atol + rtol |expected|, or <= `bound` (same shape as expected)."""
     actual = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != reference {expected.shape}"
+    rule = "the derived bound" if bound is not None else f"{atol:g} + {rtol:g}*|ref|"
+    if bound is None:
+        bound = atol + rtol * np.abs(expected.astype(np.float64))
     if valid is not None:
-        actual, expected = actual[valid], expected[valid]
+        actual, expected, bound = actual[valid], expected[valid], bound[valid]
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     assert np.isfinite(actual).all(), f"{name}: non-finite values"
-    bound = atol + rtol * np.abs(expected)
     assert (diff <= bound).all(), (
-        f"{name}: max abs diff {diff.max():.3e} exceeds {atol:g} + {rtol:g}*|ref| "
-        f"({int((diff > bound).sum())} of {diff.size} values)"
+        f"{name}: max abs diff {diff.max():.3e} exceeds {rule} "
+        f"({int((diff > bound).sum())} of {diff.size} values; worst excess {(diff - bound).max():.3e})"
     )
+
+
+def guided_bound(v_uncond: torch.Tensor, v_cond: torch.Tensor, g: float, *, atol: float, rtol: float) -> np.ndarray:
+    """Per-value tolerance of v = (1 + g) v_cond - g v_uncond, g the effective guidance scale.
+
+    Each half is one decoder call, held to the single-call bound e = atol + rtol |v_half|
+    against the official half (that is what float32 on another machine's kernels leaves: the
+    official code itself, re-run here, differs from the small fixtures by up to 1.4e-6 on a
+    single call and 5.7e-6 on a guided one). The combination multiplies those errors by
+    1 + g and g and adds them, so the guided value can be off by up to
+        (1 + g) (atol + rtol |v_cond|) + g (atol + rtol |v_uncond|),
+    i.e. (1 + 2g) atol plus the relative part. ZipVoice doubles the scale for t <= 0.5, so at
+    low t with scale 1 that is 5 atol (scale 1.5: 7 atol). The rounding of the combination
+    itself (a few float32 ulps of (1 + g)|v_cond|) is far below the rtol term. With g = 0 this
+    is the single-call bound. Full-size official-config fixtures (122.7 M parameters) measured
+    1.3e-5 .. 2.1e-5 against 1e-5 + 1e-5|ref| on 1-3 of ~50 k values (issue 21); on such a
+    model the official float32 guided value is itself 6.2e-6 (scale 1) / 8.7e-6 (scale 1.5)
+    from the exact (float64) one, 8 % of this bound. A 1 % scale error exceeds it ~600 times
+    (test_guided_tolerance_still_catches_real_errors).
+    """
+    v_uncond, v_cond = (v.detach().cpu().numpy().astype(np.float64) for v in (v_uncond, v_cond))
+    return (1 + g) * (atol + rtol * np.abs(v_cond)) + g * (atol + rtol * np.abs(v_uncond))
+
+
+class RecordingModel:
+    """Stands in for an acoustic model and keeps every velocity() output (the guidance's halves)."""
+
+    def __init__(self, model: ZipVoiceAcousticModel) -> None:
+        self._model = model
+        self.outputs: list[torch.Tensor] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def velocity(self, *args, **kwargs) -> torch.Tensor:
+        v = self._model.velocity(*args, **kwargs)
+        self.outputs.append(v)
+        return v
 
 
 def lengths_mask(lens: np.ndarray, size: int) -> np.ndarray:
@@ -117,14 +165,35 @@ class Case:
         self.num_steps = int(ref["num_step"])
         self.t_shift = as_float(ref["t_shift"])
         self.guidance_scale = as_float(ref["guidance_scale"])
+        self._guided: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
 
     @property
     def guidance(self):
         distilled = self.acoustic.uses_guidance_scale_input
-        return DistilledGuidance() if distilled else ClassifierFreeGuidance()
+        kind = DistilledGuidance if distilled else ClassifierFreeGuidance
+        return kind(scale=self.guidance_scale)
 
     def field(self):
         return self.guidance.field(self.acoustic, self.cond, self.guidance_scale)
+
+    def effective_scale(self, t: float) -> float:
+        """g in v = (1 + g) v_cond - g v_uncond: ZipVoice doubles the scale for t <= 0.5; 0 for a
+        distilled model (one call, the scale is an input) and for scale 0 (one plain call)."""
+        if self.acoustic.uses_guidance_scale_input or self.guidance_scale == 0:
+            return 0.0
+        return 2 * self.guidance_scale if t <= 0.5 else self.guidance_scale
+
+    def guided(self, which: str) -> tuple[torch.Tensor, np.ndarray]:
+        """The guided velocity at cfg_t_<which> from x0, and its tolerance (`guided_bound`)."""
+        if which not in self._guided:
+            t = as_float(self.ref[f"cfg_t_{which}"])
+            recorder = RecordingModel(self.acoustic)
+            v = self.guidance.field(recorder, self.cond, self.guidance_scale)(self.x0, torch.tensor(t))
+            assert len(recorder.outputs) == 1, "guidance must make one model call per step"
+            g = self.effective_scale(t)
+            halves = recorder.outputs[0].chunk(2, dim=0) if g else (recorder.outputs[0], recorder.outputs[0])
+            self._guided[which] = v, guided_bound(*halves, g, **SINGLE)
+        return self._guided[which]
 
     def sample(self, solver: EulerSolver) -> torch.Tensor:
         """(N+1, B, T, F): x0 then the state after every step."""
@@ -195,10 +264,44 @@ def test_fm_velocity(case_file: Path) -> None:
 
 @pytest.mark.parametrize("which", ["low", "high"])
 def test_guided_velocity(case_file: Path, which: str) -> None:
+    """One guided call, held to the single-call bound carried through the guidance combination
+    (`guided_bound`); for distilled models (g = 0) that is the single-call bound itself."""
     c = case(case_file)
-    t = torch.tensor(as_float(c.ref[f"cfg_t_{which}"]))
-    v = c.field()(c.x0, t)
-    assert_close(f"cfg_velocity_t_{which}", v, c.ref[f"cfg_velocity_t_{which}"], c.valid_frames, **SINGLE)
+    v, bound = c.guided(which)
+    assert_close(f"cfg_velocity_t_{which}", v, c.ref[f"cfg_velocity_t_{which}"], c.valid_frames, bound=bound)
+
+
+def swapped_time_rule(c: Case, t: float) -> torch.Tensor:
+    """A plausible bug: the rule of the other side of t = 0.5 (prompt kept in the unconditional
+    half and the scale doubled <-> prompt dropped and the scale as given)."""
+    keep_prompt = t > 0.5
+    g = 2 * c.guidance_scale if keep_prompt else c.guidance_scale
+    cond = c.cond
+    speech_uncond = cond.speech_condition if keep_prompt else torch.zeros_like(cond.speech_condition)
+    doubled = cond.replace(
+        text_condition=torch.cat([torch.zeros_like(cond.text_condition), cond.text_condition]),
+        speech_condition=torch.cat([speech_uncond, cond.speech_condition]),
+        padding_mask=torch.cat([cond.padding_mask, cond.padding_mask]),
+    )
+    v_uncond, v_cond = c.acoustic.velocity(torch.cat([c.x0, c.x0]), torch.tensor(t), doubled).chunk(2, dim=0)
+    return (1 + g) * v_cond - g * v_uncond
+
+
+def test_guided_tolerance_still_catches_real_errors(case_file: Path) -> None:
+    """The widened bound of a classifier-free call is no blanket: at low t (the widest bound),
+    a guidance scale off by 1 % and the wrong time rule both fail it. A distilled model keeps
+    the single-call bound, which a 1 % scale error fails too."""
+    c = case(case_file)
+    which = "low"
+    t = as_float(c.ref[f"cfg_t_{which}"])
+    _, bound = c.guided(which)
+    mutants = {"guidance scale +1 %": c.guidance.field(c.acoustic, c.cond, c.guidance_scale * 1.01)(c.x0, torch.tensor(t))}
+    if c.effective_scale(t):
+        mutants["time rule of t > 0.5"] = swapped_time_rule(c, t)
+    expected = c.ref[f"cfg_velocity_t_{which}"]
+    for label, v in mutants.items():
+        with pytest.raises(AssertionError, match="exceeds the derived bound"):
+            assert_close(f"{label}", v, expected, c.valid_frames, bound=bound)
 
 
 # -- sampler -------------------------------------------------------------------------------------

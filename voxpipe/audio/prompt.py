@@ -1,6 +1,6 @@
 """Prompt preparation as the official pipelines do it before feature extraction.
 
-ZipVoice: silence removal (`voxpipe.audio.silence.remove_prompt_silence`), then RMS
+ZipVoice: silence removal (`voxpipe.dsp.silence.remove_prompt_silence`), then RMS
 normalization. LuxTTS: the first `duration` seconds (cut when loading), then RMS normalization.
 RMS normalization only ever raises a quiet prompt to the target; the ORIGINAL RMS is returned
 because the output is later scaled by `original_rms / target` (voxpipe.dsp.loudness).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from voxpipe.audio.silence import remove_prompt_silence
+from voxpipe.dsp.silence import remove_prompt_silence
 from voxpipe.core.audio import Audio
 from voxpipe.core.errors import AudioError, ConfigError
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ONNX_BACKENDS = {"zipvoice": "zipvoice-onnx", "zipvoice-distill": "zipvoice-distill-onnx"}
-
 
 def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="export a pipeline's models to another runtime")
@@ -52,25 +50,29 @@ def export_pipeline_onnx(config, output, *, int8: bool = False, overrides=(), we
 
     from voxpipe.core.config import build_config
     from voxpipe.core.errors import ConfigError
+    from voxpipe.core.files import write_text_atomically
     from voxpipe.export.onnx import VOCODER_FILE, export_acoustic_model, export_vocoder, write_manifest
 
     config = build_config(config, overrides, weights_dir=weights_dir)
-    acoustic = config.components.get("acoustic_model")
-    if acoustic is None or acoustic.info.name not in ONNX_BACKENDS:
-        found = acoustic.info.name if acoustic else "none"
-        raise ConfigError(f"{config.source}: ONNX export supports acoustic models {sorted(ONNX_BACKENDS)}, not {found!r}")
+    family = config.components["synthesizer"]
+    acoustic = family.children.get("acoustic_model")
+    counterpart = getattr(acoustic.info.cls, "onnx_counterpart", None) if acoustic is not None else None
+    if counterpart is None:
+        found = acoustic.info.name if acoustic else f"none (synthesizer {family.info.name!r})"
+        raise ConfigError(f"{config.source}: ONNX export needs an acoustic model that declares an onnxruntime "
+                          f"counterpart (`onnx_counterpart`), e.g. zipvoice or zipvoice-distill; this one is {found!r}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    model = acoustic.info.cls.from_params(acoustic.params)
+    model = acoustic.build("synthesizer.acoustic_model")
     result = export_acoustic_model(model, output, int8=int8, opset=opset)
-    if vocoder and "vocoder" in config.components:
-        component = config.components["vocoder"]
-        result.files["vocoder"] = export_vocoder(component.info.cls.from_params(component.params), output / VOCODER_FILE, opset)
+    if vocoder and "vocoder" in family.children:
+        component = family.children["vocoder"]
+        result.files["vocoder"] = export_vocoder(component.build("synthesizer.vocoder"), output / VOCODER_FILE, opset)
     pipelines = {}
     for precision in ("fp32", "int8") if int8 else ("fp32",):
         path = output / ("pipeline.yaml" if precision == "fp32" else "pipeline_int8.yaml")
         data = _onnx_pipeline(config, acoustic, output, precision)
-        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        write_text_atomically(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         pipelines[precision] = str(path)
     write_manifest(result, {"source_config": str(config.source), "pipelines": pipelines})
     return {
@@ -85,9 +87,10 @@ def _onnx_pipeline(config, acoustic, output: Path, precision: str) -> dict:
     graph takes the guidance scale as an input, so classifier-free guidance becomes 'distilled'
     with the same scale."""
     data = config.to_dict()
-    data["acoustic_model"] = {"type": ONNX_BACKENDS[acoustic.info.name], "weights": str(output.resolve()),
-                              "precision": precision}
-    guidance = data.get("guidance")
+    family = data["synthesizer"]
+    family["acoustic_model"] = {"type": acoustic.info.cls.onnx_counterpart, "weights": str(output.resolve()),
+                                "precision": precision}
+    guidance = family.get("guidance")
     if guidance is not None and guidance.get("type") != "distilled":
-        data["guidance"] = {"type": "distilled", "scale": guidance.get("scale", 1.0)}
+        family["guidance"] = {"type": "distilled", "scale": guidance.get("scale", 1.0)}
     return data

@@ -1,14 +1,12 @@
-"""Acoustic model interface.
+"""Acoustic model interface (the flow-matching family's sub-component kind `acoustic_model`).
 
-A flow-matching model (output == "features") exposes two calls, and nothing about sampling:
-`condition()` builds the per-utterance conditions once, `velocity()` evaluates the vector field.
-Guidance wraps `velocity`, a Solver integrates it. A model that emits audio itself
-(output == "waveform", e.g. Kokoro) implements `generate_waveform()` instead.
+A flow-matching model exposes two calls, and nothing about sampling: `condition()` builds the
+per-utterance conditions once, `velocity()` evaluates the vector field. Guidance wraps
+`velocity`, a Solver integrates it. Models that emit audio themselves are families of their own
+(`voxpipe.core.synthesizer`).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 
@@ -41,12 +39,11 @@ def check_condition_inputs(
 
 
 class AcousticModel(Component):
-    """Attributes set by implementations:
+    """Attributes set by implementations (read from their checkpoint's config):
 
-    output:       "features" (needs a vocoder) or "waveform".
     feature_dim:  F, channels of the features it consumes and emits (2 x mel bins for stereo).
-    sample_rate:  Hz of the features' frame grid (features) or of the audio (waveform).
-    hop_length:   samples per feature frame (features models).
+    sample_rate:  Hz of the audio the features' frame grid is counted in.
+    hop_length:   samples per feature frame.
     feat_scale:   features are the extractor's output times this factor.
     vocab:        token -> id the model was trained with, pad_id its padding id.
     uses_guidance_scale_input: True when the guidance scale is an input of `velocity`
@@ -55,10 +52,9 @@ class AcousticModel(Component):
     """
 
     kind = "acoustic_model"
-    output: Literal["features", "waveform"] = "features"
     feature_dim: int = 0
-    sample_rate: int = 24000
-    hop_length: int = 256
+    sample_rate: int = 0
+    hop_length: int = 0
     feat_scale: float = 1.0
     vocab: dict[str, int] | None = None
     pad_id: int = 0
@@ -90,14 +86,8 @@ class AcousticModel(Component):
         """Vector field at state x (B, T, F) and time t (0-dim or (B,)), one decoder call."""
         raise NotImplementedError
 
-    def generate_waveform(self, token_ids: list[int], voice: object, speed: float = 1.0) -> torch.Tensor:
-        """Waveform models only: ids -> (N,) float32 audio at `sample_rate`."""
-        raise NotImplementedError
-
     def describe(self) -> dict:
-        info = {"output": self.output, "sample_rate": self.sample_rate}
-        if self.output == "features":
-            info.update(feature_dim=self.feature_dim, hop_length=self.hop_length)
+        info = {"sample_rate": self.sample_rate, "feature_dim": self.feature_dim, "hop_length": self.hop_length}
         if self.vocab is not None:
             info["vocab_size"] = len(self.vocab)
         return info

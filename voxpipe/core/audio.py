@@ -53,13 +53,37 @@ class Audio:
         return to_pcm16(data)
 
     def save(self, path: str | Path, subtype: str = "PCM_16") -> Path:
-        """Write a sound file (format from the suffix: .wav, .flac, .ogg)."""
+        """Write a sound file (format from the suffix: .wav, .flac, .ogg, .mp3, any libsndfile
+        writes), atomically (`voxpipe.core.files`): a failed write leaves an existing file intact
+        and raises FileWriteError naming `path`. `subtype` applies where the format has it (PCM);
+        compressed formats use their own (Vorbis, MPEG)."""
+        import io
+
         import soundfile
 
+        from voxpipe.core.files import write_bytes_atomically
+
         path = Path(path)
+        kind = check_audio_suffix(path)
+        # encoded in memory first, so a failing disk reports the system's reason ("File too
+        # large"), not libsndfile's "System error."
         data = self.samples.numpy() if self.samples.dim() == 1 else self.samples.T.numpy()
-        soundfile.write(str(path), np.clip(data, -1.0, 1.0), self.sample_rate, subtype=subtype)
-        return path
+        encoded = io.BytesIO()
+        soundfile.write(encoded, np.clip(data, -1.0, 1.0), self.sample_rate, format=kind,
+                        subtype=subtype if soundfile.check_format(kind, subtype) else None)
+        return write_bytes_atomically(path, encoded.getvalue())
+
+
+def check_audio_suffix(path: Path) -> str:
+    """The libsndfile format named by `path`'s suffix ("WAV"); ConfigError if it names none."""
+    import soundfile
+
+    from voxpipe.core.errors import ConfigError
+
+    kind = path.suffix[1:].upper()
+    if kind not in soundfile.available_formats():
+        raise ConfigError(f"{path}: unsupported extension {path.suffix!r}; use .wav, .flac, .ogg or .mp3")
+    return kind
 
 
 @dataclass

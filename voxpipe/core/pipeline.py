@@ -1,11 +1,15 @@
-"""`Pipeline`: composes the registered components into prompt encoding and synthesis.
+"""`Pipeline`: text in, audio out, the same for every model family.
 
 The path of one request (see docs/architecture.md):
 
-    prompt audio -> load/resample -> prompt preparation (silence, RMS) -> FeatureExtractor -> Voice
-    text -> TextNormalizer -> TextChunker -> Tokenizer -> ids
-    AcousticModel.condition -> Guidance.field -> Solver.sample -> Vocoder.decode
-         -> clamp, loudness match -> cross-fade -> edge-silence trim -> Audio
+    text -> normalizer -> synthesizer.prepare_text -> chunker (under synthesizer.chunk_budget)
+         -> tokenizer -> synthesizer.plan_batches -> synthesizer.synthesize -> (C, N) waveforms
+         -> cross-fade -> edge-silence trim -> output rate -> Audio
+
+    prompt audio (+ transcript, or the transcriber) -> synthesizer.encode_voice -> Voice
+
+The pipeline knows nothing about how a family makes audio: what differs is declared by the
+`Synthesizer` (its `Options`, capabilities and budgets).
 """
 
 from __future__ import annotations
@@ -16,33 +20,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from voxpipe.core.acoustic_model import AcousticModel
 from voxpipe.core.audio import Audio
-from voxpipe.core.batching import batch_by_duration
-from voxpipe.core.compatibility import check_pipeline
-from voxpipe.core.config import PipelineConfig, build_config
-from voxpipe.core.errors import ConfigError, TextError, VoxpipeError
+from voxpipe.core.compatibility import raise_problems, vocabulary_problems
+from voxpipe.core.config import FAMILY_KIND, PipelineConfig, build_config
+from voxpipe.core.errors import ConfigError, TextError
 from voxpipe.core.settings import PipelineSettings
-from voxpipe.core.solver import draw_noise
+from voxpipe.core.synthesizer import Synthesizer
 from voxpipe.core.text import TextSpan
 from voxpipe.core.voice import Voice
 from voxpipe.dsp.crossfade import crossfade_concat
-from voxpipe.dsp.loudness import match_prompt_loudness
-
-FINAL_PUNCTUATION = ";:,.!?；：，。！？"
-
-
-def add_final_punctuation(text: str) -> str:
-    """Append '.' when the text does not end in punctuation (ZipVoice's `add_punctuation`)."""
-    text = text.strip()
-    if text and text[-1] not in FINAL_PUNCTUATION:
-        text += "."
-    return text
 
 
 @dataclass
 class Chunk:
-    """One piece of one input text, ready for the acoustic model."""
+    """One piece of one input text, ready for the family."""
 
     text_index: int
     span: TextSpan | None  # None when the chunker cut the token sequence (no character span)
@@ -53,31 +44,28 @@ class Pipeline:
     """A text-to-speech pipeline.
 
     Build it from a YAML file (`Pipeline.from_config("configs/luxtts.yaml")`) or compose it
-    directly (`Pipeline(tokenizer=..., features=..., acoustic_model=..., ...)`). Component
-    compatibility is checked here, at build time.
+    directly (`Pipeline(synthesizer=..., tokenizer=..., chunker=...)`). Compatibility between the
+    tokenizer and the family is checked here, at build time; a family checks its own parts.
     """
 
     def __init__(
         self,
         *,
-        acoustic_model: AcousticModel,
+        synthesizer: Synthesizer,
         tokenizer=None,
-        features=None,
-        vocoder=None,
-        solver=None,
-        guidance=None,
         normalizer=None,
         chunker=None,
         transcriber=None,
         settings: PipelineSettings | Mapping[str, Any] | None = None,
         config: PipelineConfig | None = None,
     ) -> None:
-        self.acoustic_model = acoustic_model
+        if not isinstance(synthesizer, Synthesizer):
+            raise ConfigError(f"a pipeline needs a synthesizer (a model family), got {type(synthesizer).__name__}")
+        tokenizer = tokenizer if tokenizer is not None else synthesizer.default_tokenizer()
+        if tokenizer is None:
+            raise ConfigError(f"a pipeline needs a tokenizer: synthesizer {synthesizer.name!r} has none of its own")
+        self.synthesizer = synthesizer
         self.tokenizer = tokenizer
-        self.features = features
-        self.vocoder = vocoder
-        self.solver = solver
-        self.guidance = guidance
         self.normalizer = normalizer
         self.chunker = chunker
         self.transcriber = transcriber
@@ -87,155 +75,86 @@ class Pipeline:
             settings = PipelineSettings.model_validate(dict(settings))
         self.settings = settings
         self.config = config
-        if tokenizer is None:
-            raise ConfigError("a pipeline needs a tokenizer")
-        check_pipeline(
-            features=features, tokenizer=tokenizer, acoustic_model=acoustic_model,
-            vocoder=vocoder, solver=solver, guidance=guidance,
-        )
+        raise_problems(vocabulary_problems(tokenizer, synthesizer))
 
     # ---- construction --------------------------------------------------------------------
     @classmethod
     def from_config(
         cls,
-        source: str | Path | Mapping[str, Any],
+        source: str | Path | Mapping[str, Any] | PipelineConfig,
         overrides: Iterable[str] | Mapping[str, Any] = (),
         *,
         weights_dir: str | None = None,
         registry=None,
     ) -> "Pipeline":
-        """Build from a pipeline file (path or bundled name like "luxtts") or a mapping."""
-        config = build_config(source, overrides, registry=registry, weights_dir=weights_dir)
-        built: dict[str, Any] = {}
-        for kind, component in config.components.items():
-            try:
-                built[kind] = component.info.cls.from_params(component.params)
-            except VoxpipeError as error:
-                raise type(error)(f"{config.source}: {kind} {component.info.name!r}: {error}") from None
+        """Build from a pipeline file (path or bundled name like "luxtts"), a mapping, or an
+        already validated `PipelineConfig`."""
+        if isinstance(source, PipelineConfig):
+            config = source
+        else:
+            config = build_config(source, overrides, registry=registry, weights_dir=weights_dir)
+        built = {kind: component.build(f"{config.source}: {kind}") for kind, component in config.components.items()}
+        if FAMILY_KIND not in built:
+            raise ConfigError(f"{config.source}: a pipeline needs a {FAMILY_KIND}")
         return cls(**built, settings=config.settings, config=config)
 
     @property
     def sample_rate(self) -> int:
         """Hz of the audio this pipeline produces."""
-        if self.acoustic_model.output == "waveform":
-            return self.acoustic_model.sample_rate
-        return self.vocoder.sample_rate
+        return self.settings.sample_rate or self.synthesizer.sample_rate
 
     @property
     def num_channels(self) -> int:
-        return getattr(self.acoustic_model, "num_channels", 1)
+        return self.synthesizer.num_channels
 
-    # ---- prompt --------------------------------------------------------------------------
+    # ---- options and voices ----------------------------------------------------------------
+    def options(self, **values):
+        """The family's validated per-call options (ConfigError for unknown or bad ones)."""
+        return self.synthesizer.options(values)
+
+    def load_voice(self, voice: Voice | str | Path | None):
+        """What the family synthesizes with, from a `Voice`, a `.voice` file path, a built-in
+        voice name or None (the family's default); checked now, before any heavy work."""
+        if isinstance(voice, Path) or (isinstance(voice, str) and voice.endswith(".voice")):
+            voice = Voice.load(voice)
+        return self.synthesizer.resolve_voice(voice)
+
+    def check_voice(self, voice: Voice) -> None:
+        """Raise ConfigError (or VoiceFileError) if `voice` cannot be used with this pipeline."""
+        self.synthesizer.resolve_voice(voice)
+
     def encode_prompt(
         self,
         audio: Audio | str | Path | Sequence[Audio | str | Path],
         text: str | Sequence[str] | None = None,
     ) -> Voice:
-        """Encode a speaker prompt once (features, token ids, transcript, original RMS).
+        """A voice from reference audio (families that clone voices).
 
         audio: an `Audio` or a sound-file path; for two-speaker dialog models also a pair
-        (speaker 1, speaker 2), joined in time (mono models) or placed on one channel each
-        (stereo models), as ZipVoice-Dialog does. text: the transcript (a pair of transcripts
-        is joined as "[S1]t1[S2]t2"); transcribed with the pipeline's transcriber (default:
-        offline faster-whisper) when None.
+        (speaker 1, speaker 2). text: the transcript(s); transcribed with the pipeline's
+        transcriber when None.
         """
-        if self.acoustic_model.output != "features":
-            raise ConfigError(
-                f"acoustic_model {self.acoustic_model.name!r} does not clone voices from a prompt; "
-                "pass one of its built-in voices by name instead"
-            )
-        from voxpipe.audio.prompt import join_prompt_clips, load_prompt_clip, prepare_prompt
-
+        if not self.synthesizer.clones_voices:
+            raise ConfigError(f"synthesizer {self.synthesizer.name!r} does not clone voices from a prompt; choose one "
+                              f"of its voices instead: {', '.join(self.synthesizer.voices()) or '(none)'}")
         sources = list(audio) if isinstance(audio, (list, tuple)) else [audio]
-        if not 1 <= len(sources) <= 2:
-            raise ConfigError(f"a prompt is one audio, or two for dialog models; got {len(sources)}")
-        settings, channels = self.settings, self.features.num_channels
-        clips = [
-            load_prompt_clip(source, self.features.sample_rate, keep_channels=channels > 1,
-                             max_seconds=settings.prompt_max_seconds, resampler=settings.prompt_resampler)
-            for source in sources
-        ]
-        if text is None:
-            text = [self._transcribe(clip) for clip in clips]
-        texts = [text] if isinstance(text, str) else list(text)
-        if len(texts) != len(clips):
-            raise ConfigError(f"{len(clips)} prompt audio(s) but {len(texts)} transcript(s)")
-        if self.settings.add_final_punctuation:
-            texts = [add_final_punctuation(t) for t in texts]
-        transcript = texts[0] if len(texts) == 1 else f"[S1]{texts[0]}[S2]{texts[1]}"
-        prepared, prompt_rms = prepare_prompt(
-            join_prompt_clips(clips, channels), target_rms=self.settings.prompt_target_rms,
-            remove_silence=self.settings.prompt_remove_silence,
-        )
-        features = self.features(prepared.samples) * self.acoustic_model.feat_scale
-        token_ids = self.tokenizer.encode(transcript)
-        if not token_ids:
-            raise TextError(f"the prompt transcript {transcript!r} has no tokens")
-        return Voice(
-            prompt_features=features.to(torch.float32),
-            prompt_token_ids=token_ids,
-            transcript=transcript,
-            prompt_rms=float(prompt_rms),
-            settings={
-                "source": ["<audio>" if isinstance(s, Audio) else str(s) for s in sources],
-                "num_samples": prepared.num_samples,
-                "sample_rate": self.features.sample_rate,
-                "hop_length": self.features.hop_length,
-                "feature_dim": int(features.shape[-1]),
-                "feat_scale": self.acoustic_model.feat_scale,
-                "features": self.features.name,
-                "tokenizer": self.tokenizer.name,
-                "acoustic_model": self.acoustic_model.name,
-                "prompt_target_rms": self.settings.prompt_target_rms,
-                "prompt_remove_silence": self.settings.prompt_remove_silence,
-                "prompt_resampler": self.settings.prompt_resampler,
-            },
-        )
-
-    def _transcribe(self, audio: Audio) -> str:
-        transcriber = self.transcriber
-        if transcriber is None:
-            from voxpipe.registry import get_registry
-
-            try:
-                info = get_registry().get("transcriber", "faster-whisper")
-                transcriber = self.transcriber = info.cls.from_params(info.params_model())
-            except VoxpipeError as error:
-                raise VoxpipeError(
-                    f"the prompt has no transcript and no transcriber could be loaded ({error}); "
-                    "pass the transcript instead (--prompt-text / encode_prompt(audio, text=...))"
-                ) from None
-        text = transcriber.transcribe(audio).strip()
-        if not text:
-            raise TextError("the transcriber heard no words in the prompt; pass its transcript (--prompt-text)")
-        return text
-
-    def stream(self, voice: Voice | str | None = None, **options):
-        """A streaming session: `push_text()`, `flush()`, iterate `AudioChunk`s (see
-        voxpipe.streaming.StreamingSession for the options and the chunking policy)."""
-        from voxpipe.streaming import StreamingSession
-
-        return StreamingSession(self, voice, **options)
-
-    def check_voice(self, voice: Voice) -> None:
-        """Raise ConfigError if `voice` was not made for this pipeline's features and model."""
-        expected = self.acoustic_model.feature_dim
-        if voice.prompt_features.shape[-1] != expected:
-            raise ConfigError(
-                f"voice has {voice.prompt_features.shape[-1]}-dim features but acoustic_model "
-                f"{self.acoustic_model.name!r} expects {expected}"
-            )
-        made_at = voice.settings.get("sample_rate")
-        if made_at is not None and self.features is not None and made_at != self.features.sample_rate:
-            raise ConfigError(f"voice was encoded at {made_at} Hz but this pipeline's features run at {self.features.sample_rate} Hz")
+        texts = None if text is None else ([text] if isinstance(text, str) else list(text))
+        return self.synthesizer.encode_voice(sources, texts, tokenizer=self.tokenizer, transcriber=self.transcriber)
 
     # ---- text ----------------------------------------------------------------------------
+    def check_text(self, texts: Sequence[str]) -> None:
+        """TextError for empty text; ConfigError for text over `settings.max_text_chars`."""
+        if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise TextError("nothing to synthesize: the text is empty")
+        total = sum(len(t) for t in texts)
+        if total > self.settings.max_text_chars:
+            raise ConfigError(f"the text has {total} characters; one call takes at most {self.settings.max_text_chars} "
+                              "(settings.max_text_chars); split it, or raise the limit")
+
     def prepare_text(self, text: str) -> str:
         if self.normalizer is not None:
             text = self.normalizer.normalize(text)
-        if self.settings.add_final_punctuation:
-            text = add_final_punctuation(text)
-        return text
+        return self.synthesizer.prepare_text(text)
 
     def chunk_text(self, text: str, max_tokens: int) -> list[TextSpan]:
         """Split prepared text into spans of at most `max_tokens` tokens (when possible)."""
@@ -244,127 +163,14 @@ class Pipeline:
             return [TextSpan(text, 0, len(text))]
         return self.chunker.split(text, max_tokens, measure=lambda piece: len(self.tokenizer.tokenize(piece)))
 
-    def token_budget(self, voice: Voice | None, speed: float) -> tuple[int, float, float]:
-        """(max tokens per chunk, prompt seconds, seconds per token) from the prompt's rate.
-
-        As ZipVoice: a chunk plus the prompt should last about `max_chunk_seconds`.
-        """
-        if voice is None:
-            return getattr(self.acoustic_model, "max_tokens", 400), 0.0, 0.0
-        rate = voice.settings.get("sample_rate") or self.features.sample_rate
-        samples = voice.settings.get("num_samples") or voice.num_frames * (self.features.hop_length)
-        prompt_seconds = samples / rate
-        token_seconds = prompt_seconds / (len(voice.prompt_token_ids) * speed)
-        budget = int((self.settings.max_chunk_seconds - prompt_seconds) / token_seconds)
-        return max(budget, 1), prompt_seconds, token_seconds
-
-    # ---- generation ----------------------------------------------------------------------
-    @torch.inference_mode()
-    def generate_features(
-        self,
-        voice: Voice,
-        token_ids: Sequence[Sequence[int]],
-        *,
-        speed: float = 1.0,
-        num_steps: int | None = None,
-        guidance_scale: float | None = None,
-        t_shift: float | None = None,
-        noise: torch.Tensor | None = None,
-        seeds: Sequence[int] | None = None,
-    ) -> list[torch.Tensor]:
-        """One batch through condition -> guidance -> solver.
-
-        speed is the effective speed (after `speed_factor`). noise: (B, T, F) initial state;
-        else each item's (T_i, F) noise is drawn from its own seed in `seeds` (so an item's
-        result does not depend on what it is batched with), zero beyond its length. Returns
-        the generated (prompt removed) features of each item, (T_i', F), model feature space.
-        """
-        model, batch = self.acoustic_model, len(token_ids)
-        prompt = voice.prompt_features.unsqueeze(0).expand(batch, -1, -1)
-        prompt_lens = torch.full((batch,), voice.num_frames, dtype=torch.int64)
-        cond = model.condition([list(voice.prompt_token_ids)] * batch, [list(t) for t in token_ids], prompt, prompt_lens, speed)
-        shape = (batch, cond.num_frames, model.feature_dim)
-        if noise is None:
-            seeds = list(seeds) if seeds is not None else [int(torch.randint(0, 2**62, ())) for _ in range(batch)]
-            noise = torch.zeros(shape)
-            for i, (seed, length) in enumerate(zip(seeds, cond.features_lens.tolist())):
-                noise[i, :length] = draw_noise((length, model.feature_dim), seed=seed)
-        elif tuple(noise.shape) != shape:
-            raise ConfigError(f"noise has shape {tuple(noise.shape)}; this batch needs (B, T, F) = {shape}")
-        scale = self.guidance.scale if guidance_scale is None else guidance_scale
-        field = self.guidance.field(model, cond, scale)
-        x1 = self.solver.sample(field, noise, num_steps=num_steps, t_shift=t_shift)
-        return [
-            x1[i, int(cond.prompt_features_lens[i]) : int(cond.features_lens[i])]
-            for i in range(batch)
-        ]
-
-    @torch.inference_mode()
-    def decode(self, features: torch.Tensor, voice: Voice) -> torch.Tensor:
-        """Generated features (T, F) in model space -> waveform (C, N): undo the feature scale,
-        vocode each channel, clamp to [-1, 1], and scale down to a quieter prompt's loudness."""
-        unscaled = features.T / self.acoustic_model.feat_scale  # (F, T)
-        channels = unscaled.chunk(self.num_channels, dim=0)
-        wave = torch.cat([self.vocoder.decode(c.unsqueeze(0)) for c in channels], dim=0)
-        if not bool(torch.isfinite(wave).all()):
-            raise VoxpipeError(
-                f"vocoder {self.vocoder.name!r} produced non-finite samples from features in "
-                f"[{float(unscaled.min()):.3g}, {float(unscaled.max()):.3g}]; the acoustic model's weights or "
-                "feature scale do not fit this vocoder"
-            )
-        return match_prompt_loudness(wave, voice.prompt_rms, self.settings.output_target_rms)
-
-    def synthesize(
-        self,
-        text: str | Sequence[str],
-        voice: Voice | str | None = None,
-        *,
-        speed: float | None = None,
-        num_steps: int | None = None,
-        guidance_scale: float | None = None,
-        t_shift: float | None = None,
-        seed: int | None = None,
-        noise: torch.Tensor | Sequence[torch.Tensor] | None = None,
-        progress: bool = False,
-    ) -> Audio | list[Audio]:
-        """Text (or many texts, generated in shared batches) -> Audio.
-
-        voice: a `Voice` from `encode_prompt` for cloning models, a built-in voice name for
-        models with their own voices. seed: makes the result deterministic (default: the
-        `settings.seed`, else random). noise: explicit initial states, one (B, T, F) tensor per
-        batch (parity testing).
-        """
-        texts = [text] if isinstance(text, str) else list(text)
-        if not texts or any(not t.strip() for t in texts):
-            raise TextError("nothing to synthesize: the text is empty")
-        speed = self.settings.speed if speed is None else speed
-        if speed <= 0:
-            raise ConfigError(f"speed must be > 0, got {speed}")
-        seed = self.settings.seed if seed is None else seed
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, ()))
-        if self.acoustic_model.output == "waveform":
-            audios = [self._synthesize_waveform(t, voice, speed, progress) for t in texts]
-        else:
-            if not isinstance(voice, Voice):
-                raise ConfigError(
-                    f"acoustic_model {self.acoustic_model.name!r} clones a voice: pass a Voice "
-                    "(pipeline.encode_prompt(...) or Voice.load(...)) or a prompt (--prompt / --voice)"
-                )
-            audios = self._synthesize_features(
-                texts, voice, speed, num_steps, guidance_scale, t_shift, seed, noise, progress
-            )
-        return audios[0] if isinstance(text, str) else audios
-
-    def plan_chunks(self, texts: Sequence[str], voice: Voice | None, speed: float) -> list[Chunk]:
-        """Normalize, chunk under the duration budget and tokenize every text.
+    def plan_chunks(self, texts: Sequence[str], max_tokens: int) -> list[Chunk]:
+        """Normalize, chunk under `max_tokens` and tokenize every text.
 
         A chunker that cuts token sequences (`split_tokens`, ZipVoice's rule) gets the tokens of
         the whole text, as the official script does, so every chunk holds exactly the tokens the
         whole text has there; its chunks carry no character span (`span` None). Other chunkers
         cut the text and each piece is tokenized (spans kept, e.g. for streaming).
         """
-        max_tokens = self.token_budget(voice, speed)[0]
         split_tokens = getattr(self.chunker, "split_tokens", None)
         by_tokens = split_tokens is not None and hasattr(self.tokenizer, "tokens_to_ids")
         chunks: list[Chunk] = []
@@ -381,50 +187,73 @@ class Pipeline:
                     chunks.append(Chunk(index, span, ids))
         return chunks
 
-    def _synthesize_features(self, texts, voice, speed, num_steps, guidance_scale, t_shift, seed, noise, progress):
-        self.check_voice(voice)
-        effective_speed = speed * self.settings.speed_factor
-        chunks = self.plan_chunks(texts, voice, effective_speed)
+    # ---- generation ----------------------------------------------------------------------
+    def synthesize(
+        self,
+        text: str | Sequence[str],
+        voice: Voice | str | None = None,
+        *,
+        seed: int | None = None,
+        noise: torch.Tensor | Sequence[torch.Tensor] | None = None,
+        progress: bool = False,
+        **options,
+    ) -> Audio | list[Audio]:
+        """Text (or many texts, generated in shared batches) -> Audio.
+
+        voice: a `Voice` (from `encode_prompt` or `Voice.load`), a `.voice` path, a built-in voice
+        name, or None for the family's default. seed: makes the result deterministic (default:
+        `settings.seed`, else random). options: the family's per-call options (e.g. speed,
+        num_steps); an option the family does not take is an error. noise: explicit initial
+        states, one tensor per batch (parity testing of stochastic families).
+        """
+        texts = [text] if isinstance(text, str) else list(text)
+        self.check_text(texts)
+        family = self.synthesizer
+        resolved_options = family.options(options)
+        resolved_voice = self.load_voice(voice)
+        seed = self.settings.seed if seed is None else seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        chunks = self.plan_chunks(texts, family.chunk_budget(resolved_voice, resolved_options))
         if not chunks:
-            raise TextError(f"no speakable tokens in {texts!r}")
-        _, prompt_seconds, token_seconds = self.token_budget(voice, effective_speed)
-        batches = batch_by_duration(
-            [len(c.token_ids) for c in chunks], self.settings.batch_max_seconds, prompt_seconds, token_seconds
-        )
+            raise TextError(f"no speakable tokens in {_excerpt(texts)}")
+        batches = family.plan_batches([len(c.token_ids) for c in chunks], resolved_voice, resolved_options)
         if noise is not None:
             noise = [noise] if isinstance(noise, torch.Tensor) else list(noise)
             if len(noise) != len(batches):
                 raise ConfigError(f"{len(noise)} noise tensors given for {len(batches)} batches")
         waves: dict[int, torch.Tensor] = {}
-        for number, batch in enumerate(_progress(batches, progress, "batches")):
-            features = self.generate_features(
-                voice, [chunks[i].token_ids for i in batch], speed=effective_speed, num_steps=num_steps,
-                guidance_scale=guidance_scale, t_shift=t_shift,
-                noise=None if noise is None else noise[number], seeds=[chunk_seed(seed, i) for i in batch],
-            )
-            for index, item in zip(batch, features):
-                waves[index] = self.decode(item, voice)
-        return [self._assemble([waves[i] for i, c in enumerate(chunks) if c.text_index == t]) for t in range(len(texts))]
+        with torch.inference_mode():
+            for number, batch in enumerate(_progress(batches, progress, "batches")):
+                made = family.synthesize(
+                    [chunks[i].token_ids for i in batch], resolved_voice, resolved_options,
+                    [chunk_seed(seed, i) for i in batch], None if noise is None else noise[number],
+                )
+                waves.update(zip(batch, made))
+        audios = [self.assemble([waves[i] for i, c in enumerate(chunks) if c.text_index == t]) for t in range(len(texts))]
+        return audios[0] if isinstance(text, str) else audios
 
-    def _synthesize_waveform(self, text, voice, speed, progress) -> Audio:
-        chunks = self.plan_chunks([text], None, speed)
-        if not chunks:
-            raise TextError(f"no speakable tokens in {text!r}")
-        waves = [
-            self.acoustic_model.generate_waveform(chunk.token_ids, voice, speed).reshape(1, -1)
-            for chunk in _progress(chunks, progress, "chunks")
-        ]
-        return self._assemble(waves)
-
-    def _assemble(self, waves: list[torch.Tensor]) -> Audio:
-        """(C, N_i) chunk waveforms in text order -> one Audio: cross-fade, then trim edge silence."""
-        rate = self.sample_rate
+    def assemble(self, waves: list[torch.Tensor]) -> Audio:
+        """(C, N_i) chunk waveforms in text order -> one Audio: cross-fade, trim edge silence,
+        resample to `settings.sample_rate` if set."""
+        rate = self.synthesizer.sample_rate
         wave = crossfade_concat(waves, int(self.settings.crossfade_seconds * rate))
         if self.settings.trim_silence:
-            from voxpipe.audio.silence import trim_edge_silence
+            from voxpipe.dsp.silence import trim_edge_silence
 
             wave = trim_edge_silence(wave, rate)
-        return Audio(wave[0] if wave.shape[0] == 1 else wave, rate)
+        if self.sample_rate != rate:
+            wave = resample_output(wave, rate, self.sample_rate)
+        return Audio(wave[0] if wave.shape[0] == 1 else wave, self.sample_rate)
+
+
+def resample_output(wave: torch.Tensor, rate: int, new_rate: int) -> torch.Tensor:
+    """(C, N) at `rate` -> (C, N') at `new_rate` with soxr (high quality)."""
+    import numpy as np
+    import soxr
+
+    resampled = soxr.resample(wave.T.numpy().astype(np.float32), rate, new_rate, quality="HQ")
+    return torch.from_numpy(np.ascontiguousarray(resampled.reshape(-1, wave.shape[0]).T))
 
 
 def chunk_seed(seed: int, chunk_index: int) -> int:
@@ -433,10 +262,14 @@ def chunk_seed(seed: int, chunk_index: int) -> int:
     return (int(seed) * 1_000_003 + chunk_index) % (2**63 - 1)
 
 
+def _excerpt(texts: Sequence[str]) -> str:
+    text = " / ".join(texts)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
 def _progress(items, enabled: bool, unit: str):
     if not enabled or len(items) <= 1:
         return items
     from tqdm import tqdm
 
     return tqdm(items, unit=unit, desc="synthesizing")
-

@@ -1,8 +1,10 @@
-"""Pipeline-level settings: the pre/post-processing around the components (`settings:` in YAML)."""
+"""Pipeline-level settings (`settings:` in YAML): what the core does around the model family.
+
+Family rules (prompt preparation, text budget, batching, loudness) are the family's own
+parameters, in its `synthesizer:` section.
+"""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field
 
@@ -10,25 +12,12 @@ from voxpipe.core.component import Params
 
 
 class PipelineSettings(Params):
-    """Everything between the components. Defaults are ZipVoice's; configs set LuxTTS's."""
+    """Assembly of the family's chunks into one result, and the limits of one call."""
 
-    # --- prompt ---------------------------------------------------------------------------
-    prompt_target_rms: float = Field(0.1, gt=0, description="a quieter prompt is raised to this RMS")
-    prompt_max_seconds: float | None = Field(None, gt=0, description="prompt audio is cut to this length")
-    prompt_remove_silence: bool = Field(False, description="ZipVoice's silence removal on the prompt")
-    prompt_resampler: Literal["soxr", "sinc"] = Field(
-        "sinc", description="soxr = librosa.load (LuxTTS), sinc = torchaudio Resample (ZipVoice)"
-    )
-    add_final_punctuation: bool = Field(True, description="append '.' to transcript/text lacking final punctuation")
-    # --- generation -----------------------------------------------------------------------
-    speed: float = Field(1.0, gt=0, description="user speed; > 1 is faster")
-    speed_factor: float = Field(1.0, gt=0, description="fixed multiplier on speed (LuxTTS uses 1.3)")
-    seed: int | None = Field(None, description="noise seed when none is given per call")
-    max_chunk_seconds: float = Field(25.0, gt=0, description="prompt + chunk duration budget for long text")
-    batch_max_seconds: float = Field(100.0, gt=0, description="chunks are batched up to this many seconds of audio (prompt included)")
-    # --- output ---------------------------------------------------------------------------
-    output_target_rms: float = Field(0.1, gt=0, description="output scaled by prompt_rms / this if the prompt was quieter")
-    crossfade_seconds: float = Field(0.1, ge=0, description="linear cross-fade between chunks")
+    seed: int | None = Field(None, description="noise seed when a call gives none (default: random)")
+    crossfade_seconds: float = Field(0.1, ge=0, le=10, description="linear cross-fade between chunks")
     trim_silence: bool = Field(True, description="shorten leading/trailing silence of the result")
-    # --- weights --------------------------------------------------------------------------
+    sample_rate: int | None = Field(None, ge=1000, le=384000,
+                                    description="resample the output to this rate (soxr); None = the family's rate")
+    max_text_chars: int = Field(100_000, ge=1, description="longest text one call accepts (characters)")
     weights_dir: str | None = Field(None, description="local copy of the official layouts (hf:// mapped under it)")

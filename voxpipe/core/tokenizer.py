@@ -8,22 +8,33 @@ from voxpipe.core.component import Component
 
 
 def read_tokens_file(path: str | Path) -> dict[str, int]:
-    """Read the official `tokens.txt` (`token<TAB>id` per line).
+    """Read an official `tokens.txt` (`token<TAB>id` per line) strictly: the one reader every
+    tokenizer and model uses.
 
-    One token is a single space, so lines are split on the last tab and never stripped.
+    One token is a single space, so only the line end is removed and lines are split on the
+    last tab. A line without a tab or integer id, a token listed twice, a non-UTF-8 file or an
+    empty one is a ConfigError naming the file and line.
     """
+    from voxpipe.core.errors import ConfigError
+
     path = Path(path)
     vocab: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); expected 'token<TAB>id' lines") from None
+    for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r")
         if not line:
             continue
-        token, sep, index = line.rpartition("\t")
-        if not sep:
-            from voxpipe.core.errors import ConfigError
-
-            raise ConfigError(f"{path}:{number}: expected 'token<TAB>id', got {line!r}")
+        token, tab, index = line.rpartition("\t")
+        if not tab or not index.strip().isdigit():
+            raise ConfigError(f"{path}:{number}: expected 'token<TAB>id', got {line[:80]!r}")
+        if token in vocab:
+            raise ConfigError(f"{path}:{number}: token {token!r} appears twice")
         vocab[token] = int(index)
+    if not vocab:
+        raise ConfigError(f"{path} lists no tokens")
     return vocab
 
 

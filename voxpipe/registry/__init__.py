@@ -3,6 +3,7 @@
 from voxpipe.registry.hookspecs import ENTRY_POINT_GROUP, hookimpl, hookspec
 from voxpipe.registry.registry import (
     KINDS,
+    Kind,
     ComponentInfo,
     PluginFailure,
     Registry,
@@ -11,6 +12,6 @@ from voxpipe.registry.registry import (
 )
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "KINDS", "ComponentInfo", "PluginFailure", "Registry",
+    "ENTRY_POINT_GROUP", "KINDS", "Kind", "ComponentInfo", "PluginFailure", "Registry",
     "get_registry", "hookimpl", "hookspec", "reset_registry",
 ]

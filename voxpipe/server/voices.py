@@ -21,39 +21,40 @@ class UnknownVoice(VoxpipeError):
 
 @dataclass
 class VoiceCatalog:
-    """Voice name -> what `StreamingSession` takes (a `Voice`, or a built-in voice name)."""
+    """Voice name -> what `StreamingSession` takes (a family voice, or a built-in voice name)."""
 
-    files: dict[str, Voice]
+    files: dict[str, object]
     builtin: list[str]
-    ignored: list[Path]  # .voice files a pipeline with built-in voices cannot use
+    ignored: list[Path]  # .voice files made for another family
 
     @classmethod
     def load(cls, pipeline: Pipeline, directory: str | Path | None) -> "VoiceCatalog":
-        """Read every `*.voice` file of `directory` (checked against the pipeline now, so a
-        bad file stops the server at start, naming the file)."""
+        """Read every `*.voice` file of `directory`, checked against the pipeline's family now, so
+        a bad file stops the server at start, naming the file."""
         paths: list[Path] = []
         if directory is not None:
             directory = Path(directory)
             if not directory.is_dir():
                 raise ConfigError(f"--voices {directory}: not a directory")
             paths = sorted(directory.glob("*.voice"))
-        clones = pipeline.acoustic_model.output == "features"
-        if not clones:
-            builtin = list(getattr(pipeline.acoustic_model, "voices", []) or [])
-            return cls({}, builtin, paths)
-        if not paths:
-            where = f"in {directory}" if directory is not None else "(no --voices DIR given)"
-            raise ConfigError(f"acoustic_model {pipeline.acoustic_model.name!r} clones voices: it needs .voice files "
-                              f"(voxpipe voice create ...); none found {where}")
-        files = {}
+        family = pipeline.synthesizer
+        builtin = list(family.voices())
+        files, ignored = {}, []
         for path in paths:
             voice = Voice.load(path)
+            if voice.family != family.name and builtin:
+                ignored.append(path)  # a family with its own voices still serves them
+                continue
             try:
-                pipeline.check_voice(voice)
-            except ConfigError as error:
-                raise ConfigError(f"{path}: {error}") from None
-            files[path.stem] = voice
-        return cls(files, [], [])
+                family.resolve_voice(voice)  # checked now; sessions resolve it again per request
+                files[path.stem] = voice
+            except VoxpipeError as error:
+                raise type(error)(f"{path.name}: {error}") from None
+        if not files and not builtin:
+            where = f"in {directory}" if directory is not None else "(no --voices DIR given)"
+            raise ConfigError(f"synthesizer {family.name!r} clones voices: it needs .voice files "
+                              f"(voxpipe voice create ...); none found {where}")
+        return cls(files, builtin, ignored)
 
     @property
     def names(self) -> list[str]:
@@ -63,14 +64,17 @@ class VoiceCatalog:
         return [{"id": name, "object": "voice", "source": "file" if name in self.files else "builtin"}
                 for name in self.names]
 
-    def resolve(self, name: str) -> Voice | str:
+    def resolve(self, name: str, family=None) -> object:
+        """The voice called `name`: a file's voice, or whatever the family accepts by name (its
+        built-in voices, and e.g. Kokoro's blends "a:0.6,b:0.4"; `family` checks it)."""
         if name in self.files:
             return self.files[name]
-        if name in self.builtin or self._is_blend(name):
+        if family is not None and self.builtin:
+            try:
+                family.resolve_voice(name)
+                return name
+            except VoxpipeError:
+                pass
+        elif name in self.builtin:
             return name
         raise UnknownVoice(name, self.names)
-
-    def _is_blend(self, name: str) -> bool:
-        """"a:0.6,b:0.4" made of built-in voices (the model checks the weights)."""
-        parts = [part.split(":")[0].strip() for part in name.split(",")]
-        return len(parts) > 1 and all(part in self.builtin for part in parts)

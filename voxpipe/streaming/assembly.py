@@ -1,7 +1,7 @@
 """Incremental versions of `Pipeline._assemble`: cross-fade, then edge-silence trim, then PCM16.
 
 Both give, sample for sample, what the whole-text functions give on the concatenated input
-(`voxpipe.dsp.crossfade.crossfade_concat` and `voxpipe.audio.silence.trim_edge_silence`), so a
+(`voxpipe.dsp.crossfade.crossfade_concat` and `voxpipe.dsp.silence.trim_edge_silence`), so a
 stream equals `synthesize()`; they only hold back what later audio can still change:
 
 - `CrossfadeJoiner` holds the last `fade_samples` of the audio so far (the next chunk is mixed
@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from voxpipe.audio.silence import (
+from voxpipe.dsp.silence import (
     leading_silence_ms,
     max_rms_below_dbfs,
     PcmSegment,
@@ -110,7 +110,7 @@ class StreamingEdgeTrim:
 
     def finish(self) -> bytes:
         if self._lead is None:  # no loud block yet: nothing was released, trim the whole
-            from voxpipe.audio.silence import trim_edge_silence
+            from voxpipe.dsp.silence import trim_edge_silence
 
             whole = trim_edge_silence(from_int16(self._buffer), self.rate)
             self._buffer = np.zeros(0, np.int16)
@@ -179,3 +179,17 @@ class StreamingEdgeTrim:
             self._buffer = self._buffer[drop:]
             self._buffer_start += drop
         return to_pcm16(from_int16(out))
+
+
+class PcmResampler:
+    """PCM16 mono at one rate -> PCM16 mono at another, chunk by chunk (soxr's streaming
+    resampler keeps its filter state between chunks)."""
+
+    def __init__(self, rate: int, new_rate: int) -> None:
+        import soxr
+
+        self._stream = soxr.ResampleStream(rate, new_rate, 1, dtype="float32", quality="HQ")
+
+    def push(self, pcm: bytes, last: bool = False) -> bytes:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767.0
+        return to_pcm16(self._stream.resample_chunk(samples, last=last))

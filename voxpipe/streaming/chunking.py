@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from voxpipe.core.component import Params
-from voxpipe.core.pipeline import FINAL_PUNCTUATION, Chunk, Pipeline, add_final_punctuation
+from voxpipe.core.pipeline import Chunk, Pipeline
+from voxpipe.core.sentences import _CLOSERS, SENTENCE, SENTENCE_MARKS, TURN_TAG, _mark_breaks, units
 from voxpipe.core.text import TextChunker, TextSpan
-from voxpipe.plugins.text.chunking import SENTENCE, TURN_TAG, units
 
 # A character no sentence rule treats as punctuation or a closing quote: appended to probe
 # whether the text so far ends at a sentence end that no later text can undo.
@@ -106,7 +106,8 @@ def sentence_pipeline(pipeline: Pipeline) -> Pipeline:
     batch (batching several chunks changes their float results). Shares every component."""
     reference = copy.copy(pipeline)
     reference.chunker = SentenceChunker(pipeline.chunker)
-    reference.settings = pipeline.settings.model_copy(update={"batch_max_seconds": 1e-9})
+    reference.synthesizer = copy.copy(pipeline.synthesizer)
+    reference.synthesizer.plan_batches = lambda lengths, voice, options: [[i] for i in range(len(lengths))]
     return reference
 
 
@@ -149,6 +150,9 @@ class TextPlanner:
         self._segments: list[_Segment] = []
         self._next_index = 0
         self._turn_tag = ""        # dialog turn open at the end of the planned text
+        self._scan = (0, 0)        # (cut, offset): raw[cut:offset] is scanned for sentence ends
+        self._breaks: list[int] = []  # the sentence ends found there (see _final_sentence_ends)
+        self._failed_pair = (-1, -1)  # (cut, end): cuts at ends <= end were found non-local
         self.finished = False
 
     # ---- input ---------------------------------------------------------------------------
@@ -162,11 +166,12 @@ class TextPlanner:
         self._normalize_final_sentences()
         following = self.raw[self._raw_cut:]
         spans = final_sentence_spans(self._norm, following)
-        if spans and self.pipeline.settings.add_final_punctuation and not following.strip():
-            # nothing is known after the last sentence: if the text ended here, the whole-text
-            # plan would add "." to it unless it already ends in final punctuation
+        if spans and not following.strip():
+            # nothing is known after the last sentence: if the text ended here, the family's
+            # text rule could change its end (ZipVoice adds "." to a text without final
+            # punctuation), so it waits for the next character or the end
             last = self._norm[spans[-1][0]:spans[-1][1]]
-            if last[-1] not in FINAL_PUNCTUATION:
+            if self.pipeline.synthesizer.prepare_text(last) != last:
                 spans = spans[:-1]
         if not spans:
             return []
@@ -181,8 +186,10 @@ class TextPlanner:
         self._normalize_rest()
         text = self._norm
         lead = len(text) - len(text.lstrip())
-        if self.pipeline.settings.add_final_punctuation and text.strip():
-            text = text[:lead] + add_final_punctuation(text)
+        if text.strip():
+            prepared = self.pipeline.synthesizer.prepare_text(text.strip())
+            if prepared != text.strip():
+                text = text[:lead] + prepared
         planned = self._plan(text, sentence_spans(text))
         self._consume(len(self._norm))
         return planned
@@ -201,15 +208,42 @@ class TextPlanner:
         Every decision depends on the text only, never on when it arrived.
         """
         normalizer = self.pipeline.normalizer
-        ends = [self._raw_cut + end for _, end in final_sentence_spans(self.raw[self._raw_cut:])]
+        ends = self._final_sentence_ends()
         if normalizer is None:
             if ends:
                 self._append(ends[-1], self.raw[self._raw_cut:ends[-1]])
             return
         for end, following_end in zip(ends, ends[1:]):
+            if self._failed_pair[0] == self._raw_cut and end <= self._failed_pair[1]:
+                continue  # decided on final text already: not a local cut
             head = normalizer.normalize(self.raw[self._raw_cut:end])
             if normalizer.normalize(self.raw[self._raw_cut:following_end]) == head + normalizer.normalize(self.raw[end:following_end]):
                 self._append(end, head)
+            else:
+                self._failed_pair = (self._raw_cut, end)
+
+    def _final_sentence_ends(self) -> list[int]:
+        """Input offsets where the final sentences after the cut end: the ends of
+        `final_sentence_spans(raw[cut:])`, found by scanning each pushed character once.
+
+        (Rescanning all unplanned text at every push made run-on text quadratic: 16 k
+        characters pushed one at a time took 20 s.) A sentence end is decided by the character
+        after it, so ends found before the text's last run of marks and closing quotes are
+        kept; that last run is probed on each call, as `final_sentence_spans` probes it.
+        """
+        raw, cut, size = self.raw, self._raw_cut, len(self.raw)
+        if self._scan[0] != cut:  # the cut moved to a sentence end: the scan restarts there
+            self._scan, self._breaks = (cut, cut), []
+        scanned = self._scan[1]
+        tail = size
+        while tail > scanned and (raw[tail - 1] in SENTENCE_MARKS or raw[tail - 1] in _CLOSERS):
+            tail -= 1
+        if tail > scanned:  # raw[tail - 1] ends no run: every break before it is decided
+            self._breaks += _mark_breaks(raw, cut, tail, SENTENCE_MARKS, scan_from=scanned)
+            self._scan = (cut, tail)
+        if tail == size:
+            return list(self._breaks)
+        return self._breaks + _mark_breaks(raw + _PROBE, cut, size + 1, SENTENCE_MARKS, scan_from=tail)
 
     def _normalize_rest(self) -> None:
         rest = self.raw[self._raw_cut:]

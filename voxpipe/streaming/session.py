@@ -9,7 +9,8 @@
 
 A worker thread plans sentences as soon as they are final (see `chunking.py`), synthesizes one
 chunk at a time and puts the released audio into a queue of at most `max_pending` chunks: a
-consumer that stops reading stops the worker, so memory stays bounded.
+consumer that stops reading stops the worker, so memory stays bounded. A session dropped
+without `close()` ends its worker too: the thread holds it weakly between bounded steps (`_work`).
 
 Determinism: the PCM equals `sentence_pipeline(pipeline).synthesize(text, voice, seed=...)`
 converted to PCM16, whatever the pushes were. Chunk `i` (counted over the whole stream) draws
@@ -33,7 +34,7 @@ from voxpipe.core.audio import AudioChunk, to_pcm16
 from voxpipe.core.errors import ConfigError, TextError
 from voxpipe.core.pipeline import Pipeline, chunk_seed
 from voxpipe.core.voice import Voice
-from voxpipe.streaming.assembly import CrossfadeJoiner, StreamingEdgeTrim
+from voxpipe.streaming.assembly import CrossfadeJoiner, PcmResampler, StreamingEdgeTrim
 from voxpipe.streaming.chunking import PlannedChunk, TextPlanner
 
 _LOCKS: "weakref.WeakKeyDictionary[Pipeline, threading.Lock]" = weakref.WeakKeyDictionary()
@@ -58,10 +59,12 @@ class _Failure:
 class StreamingSession:
     """Incremental synthesis of text that arrives in pieces (see the module docstring).
 
-    voice: a `Voice` for cloning pipelines; a built-in voice name (or None for the model's
-    default) for pipelines with their own voices. seed: noise seed (default: the pipeline's
-    `settings.seed`, else random). speed, num_steps, guidance_scale, t_shift: as `synthesize()`.
-    max_pending: audio chunks the worker may produce ahead of the consumer.
+    voice: as `Pipeline.synthesize()` (a `Voice`, a `.voice` path, a built-in voice name, or None
+    for the family's default). seed: noise seed (default: the pipeline's `settings.seed`, else
+    random). options: the family's per-call options, as `synthesize()`. max_pending: audio
+    chunks the worker may produce ahead of the consumer. With `settings.sample_rate` set, the
+    PCM is resampled as it streams (soxr's streaming resampler), so it is not bit-identical to
+    `synthesize()` then.
 
     Each `AudioChunk` is the audio released when a text chunk was synthesized: the end of the
     previous chunk that was held back (cross-fade, possible trailing silence) and this chunk
@@ -76,41 +79,27 @@ class StreamingSession:
         voice: Voice | str | None = None,
         *,
         seed: int | None = None,
-        speed: float | None = None,
-        num_steps: int | None = None,
-        guidance_scale: float | None = None,
-        t_shift: float | None = None,
         max_pending: int = 2,
+        **options,
     ) -> None:
         if pipeline.num_channels != 1:
             raise ConfigError(f"streaming produces mono PCM; this pipeline has {pipeline.num_channels} channels")
+        if not pipeline.synthesizer.streams:
+            raise ConfigError(f"synthesizer {pipeline.synthesizer.name!r} does not stream")
         if max_pending < 1:
             raise ConfigError(f"max_pending must be >= 1, got {max_pending}")
-        speed = pipeline.settings.speed if speed is None else speed
-        if not speed > 0:
-            raise ConfigError(f"speed must be > 0, got {speed}")
+        family = pipeline.synthesizer
+        self._options = family.options(options)
+        self.voice = pipeline.load_voice(voice)
         seed = pipeline.settings.seed if seed is None else seed
         self.seed = int(torch.randint(0, 2**62, ())) if seed is None else int(seed)
         self.pipeline = pipeline
-        self.voice = voice
         self.sample_rate = pipeline.sample_rate
-        self._clones = pipeline.acoustic_model.output == "features"
-        if self._clones:
-            if not isinstance(voice, Voice):
-                raise ConfigError(
-                    f"acoustic_model {pipeline.acoustic_model.name!r} clones a voice: pass a Voice "
-                    "(pipeline.encode_prompt(...) or Voice.load(...))"
-                )
-            pipeline.check_voice(voice)
-            self._speed = speed * pipeline.settings.speed_factor  # as synthesize() applies it
-            budget = pipeline.token_budget(voice, self._speed)[0]
-        else:
-            self._speed = speed
-            budget = pipeline.token_budget(None, speed)[0]
-        self._options = {"num_steps": num_steps, "guidance_scale": guidance_scale, "t_shift": t_shift}
-        self._planner = TextPlanner(pipeline, budget)
-        self._joiner = CrossfadeJoiner(int(pipeline.settings.crossfade_seconds * self.sample_rate))
-        self._trim = StreamingEdgeTrim(self.sample_rate) if pipeline.settings.trim_silence else None
+        family_rate = family.sample_rate
+        self._resampler = None if family_rate == self.sample_rate else PcmResampler(family_rate, self.sample_rate)
+        self._planner = TextPlanner(pipeline, family.chunk_budget(self.voice, self._options))
+        self._joiner = CrossfadeJoiner(int(pipeline.settings.crossfade_seconds * family_rate))
+        self._trim = StreamingEdgeTrim(family_rate) if pipeline.settings.trim_silence else None
         self._lock = pipeline_lock(pipeline)
         self._text_changed = threading.Condition()
         self._incoming: list[str] = []  # pushed text the worker has not taken yet
@@ -121,7 +110,12 @@ class StreamingSession:
         self._offset = 0          # samples released so far
         self._last_span = (0, 0)  # text_span of the last AudioChunk
         self._unsent_start: int | None = None  # start of text whose chunks released no audio yet
-        self._worker = threading.Thread(target=self._run, name="voxpipe-stream", daemon=True)
+        self._planned: list[tuple[PlannedChunk | None, bool]] = []  # (chunk, ends the stream) to synthesize
+        self._outbox: list = []   # items made for the consumer, waiting for room in the queue
+        # the thread holds only a weak reference between bounded steps: a session dropped without
+        # close() is collected, and its finalizer stops the thread
+        self._worker = threading.Thread(target=_work, args=(weakref.ref(self),), name="voxpipe-stream", daemon=True)
+        weakref.finalize(self, self._cancelled.set)
         self._worker.start()
 
     # ---- input ---------------------------------------------------------------------------
@@ -188,48 +182,58 @@ class StreamingSession:
         self.close()
 
     # ---- worker --------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _step(self) -> bool:
+        """One bounded piece of the worker's job (see `_work`): hand a waiting item to the
+        consumer, synthesize the next planned chunk, or plan newly pushed text (waiting at most
+        `_HOLD_SECONDS` for it). False once the stream has ended or the session is closed."""
+        if self._cancelled.is_set():
+            return False
+        if self._outbox:
+            try:
+                self._queue.put(self._outbox[0], timeout=_HOLD_SECONDS)
+            except queue.Full:
+                return True  # the consumer is behind: nothing more is made until it reads
+            item = self._outbox.pop(0)
+            return item is not _END and not isinstance(item, _Failure)
         try:
-            while True:
-                with self._text_changed:
-                    while not (self._incoming or self._flushed or self._cancelled.is_set()):
-                        self._text_changed.wait()
-                    if self._cancelled.is_set():
-                        return
-                    text, last = "".join(self._incoming), self._flushed
-                    self._incoming.clear()
-                self._planner.push(text)
-                with self._lock:  # tokenizers (espeak) are not thread-safe
-                    chunks = self._planner.ready()
-                    if last:
-                        chunks += self._planner.finish()
-                for number, chunk in enumerate(chunks):
-                    if self._cancelled.is_set():
-                        return
-                    self._emit(self._synthesize(chunk), chunk, ending=last and number == len(chunks) - 1)
-                if last:
-                    if self._planner.chunk_count == 0:
-                        if not self._planner.raw.strip():
-                            raise TextError("nothing to synthesize: the text is empty")
-                        raise TextError(f"no speakable tokens in {self._planner.raw!r}")
-                    if not chunks:  # the end of the audio is still held back
-                        self._emit(None, None, ending=True)
+            if self._planned:
+                chunk, ending = self._planned.pop(0)
+                self._emit(None if chunk is None else self._synthesize(chunk), chunk, ending=ending)
+                if ending:
                     self._put(_END)
-                    return
+            else:
+                self._plan_pushed_text()
         except BaseException as error:  # handed to the consumer, who re-raises it
-            self._put(_Failure(error))
+            self._outbox = [_Failure(error)]
+        return True
+
+    def _plan_pushed_text(self) -> None:
+        with self._text_changed:
+            if not (self._incoming or self._flushed):
+                self._text_changed.wait(timeout=_HOLD_SECONDS)
+                return
+            text, last = "".join(self._incoming), self._flushed
+            self._incoming.clear()
+        self._planner.push(text)
+        with self._lock:  # tokenizers (espeak) are not thread-safe
+            chunks = self._planner.ready()
+            if last:
+                chunks += self._planner.finish()
+        self._planned = [(chunk, False) for chunk in chunks]
+        if last:
+            if self._planner.chunk_count == 0:
+                if not self._planner.raw.strip():
+                    raise TextError("nothing to synthesize: the text is empty")
+                raise TextError(f"no speakable tokens in {self._planner.raw!r}")
+            # the last chunk ends the stream; without one, the held-back end of the audio does
+            self._planned[-1:] = [(chunks[-1], True)] if chunks else [(None, True)]
 
     @torch.inference_mode()
     def _synthesize(self, planned: PlannedChunk) -> torch.Tensor:
         """One chunk -> (1, N) waveform, as `synthesize()` makes it."""
-        pipeline, ids = self.pipeline, planned.chunk.token_ids
+        family, ids = self.pipeline.synthesizer, planned.chunk.token_ids
         with self._lock:
-            if not self._clones:
-                return pipeline.acoustic_model.generate_waveform(ids, self.voice, self._speed).reshape(1, -1)
-            features = pipeline.generate_features(
-                self.voice, [ids], speed=self._speed, seeds=[chunk_seed(self.seed, planned.index)], **self._options
-            )[0]
-            return pipeline.decode(features, self.voice)
+            return family.synthesize([ids], self.voice, self._options, [chunk_seed(self.seed, planned.index)])[0]
 
     def _emit(self, wave: torch.Tensor | None, planned: PlannedChunk | None, ending: bool) -> None:
         released = [] if wave is None else [self._joiner.push(wave)]
@@ -241,6 +245,8 @@ class StreamingSession:
             pcm = b"".join(self._trim.push(part[0]) for part in released)
             if ending:
                 pcm += self._trim.finish()
+        if self._resampler is not None:
+            pcm = self._resampler.push(pcm, last=ending)
         if planned is not None:  # the span covers every text chunk since the last emission
             start = planned.raw_span[0] if self._unsent_start is None else self._unsent_start
             self._unsent_start, self._last_span = start, (start, planned.raw_span[1])
@@ -255,12 +261,22 @@ class StreamingSession:
         self._offset += len(pcm) // 2
 
     def _put(self, item) -> None:
-        while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        self._outbox.append(item)  # delivered by the next steps, as the consumer makes room
+
+
+_HOLD_SECONDS = 0.1
+"""Longest a worker waits (for text, or for room in the queue) while holding its session."""
+
+
+def _work(session_ref: "weakref.ref[StreamingSession]") -> None:
+    """The worker thread: runs its session's `_step`s, holding the session only during one
+    step. A session dropped by its owner (never closed, never drained) is then collected, its
+    finalizer cancels it, and this thread ends within a step."""
+    while True:
+        session = session_ref()
+        if session is None or not session._step():
+            return
+        del session
 
 
 def stream_text(pipeline: Pipeline, text: str, voice: Voice | str | None = None, **options) -> Iterator[AudioChunk]:

@@ -22,11 +22,11 @@ from voxpipe.testing.conformance import (
     TokenizerConformance,
     TranscriberConformance,
     VocoderConformance,
-    WaveformModelConformance,
+    SynthesizerConformance,
 )
 
 __all__ = [
     "AcousticModelConformance", "ChunkerConformance", "ComponentConformance", "FeatureExtractorConformance",
     "GuidanceConformance", "NormalizerConformance", "SolverConformance", "TokenizerConformance",
-    "TranscriberConformance", "VocoderConformance", "WaveformModelConformance",
+    "TranscriberConformance", "VocoderConformance", "SynthesizerConformance",
 ]

@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 from voxpipe.core.audio import Audio
 from voxpipe.core.conditions import Conditions
+from voxpipe.core.errors import ConfigError
 from voxpipe.core.text import TextSpan
-from voxpipe.registry import KINDS
+from voxpipe.registry import get_registry
 
 
 class ComponentConformance:
@@ -21,7 +22,7 @@ class ComponentConformance:
     def test_declares_registration_metadata(self):
         component = self.make_component()
         cls = type(component)
-        assert cls.kind in KINDS
+        assert cls.kind in get_registry().kinds, f"kind {cls.kind!r} is not registered"
         assert cls.name and isinstance(cls.name, str)
         assert issubclass(cls.Params, BaseModel)
         assert cls.Params.model_config.get("extra") == "forbid", "Params must reject unknown keys"
@@ -195,8 +196,8 @@ class VocoderConformance(ComponentConformance):
 
 
 class AcousticModelConformance(ComponentConformance):
-    """For flow-matching `AcousticModel`s (output == "features"): implement `make_model()`.
-    Models that emit audio use `WaveformModelConformance`."""
+    """For flow-matching `AcousticModel`s: implement `make_model()`. Models that emit audio
+    are model families (`SynthesizerConformance`)."""
 
     def make_model(self):
         raise NotImplementedError
@@ -214,7 +215,6 @@ class AcousticModelConformance(ComponentConformance):
 
     def test_conditions_are_consistent(self):
         model = self.make_model()
-        assert model.output == "features", "use WaveformModelConformance for waveform models"
         cond = self._conditions(model)
         assert cond.padding_mask.shape == (2, cond.num_frames)
         assert int(cond.features_lens.max()) == cond.num_frames
@@ -223,7 +223,6 @@ class AcousticModelConformance(ComponentConformance):
 
     def test_velocity_shape(self):
         model = self.make_model()
-        assert model.output == "features", "use WaveformModelConformance for waveform models"
         cond = self._conditions(model)
         x = torch.randn(2, cond.num_frames, model.feature_dim, generator=torch.Generator().manual_seed(1))
         scale = torch.tensor(1.0) if model.uses_guidance_scale_input else None
@@ -232,31 +231,55 @@ class AcousticModelConformance(ComponentConformance):
 
 
 
-class WaveformModelConformance(ComponentConformance):
-    """For acoustic models that emit audio themselves (output == "waveform"): implement
-    `make_model()`; override `sample_token_ids()` if arbitrary vocabulary ids are not valid."""
+class SynthesizerConformance(ComponentConformance):
+    """For model families (`Synthesizer`s): implement `make_synthesizer()`; override `voice()`
+    (default: the family's default voice, None) and `sample_token_ids()` when needed."""
 
-    def make_model(self):
+    def make_synthesizer(self):
         raise NotImplementedError
 
     def make_component(self):
-        return self.make_model()
+        return self.make_synthesizer()
 
-    def sample_token_ids(self, model) -> list[int]:
+    def voice(self, family):
+        """What to synthesize with (default: None, the family's default voice)."""
+        return None
+
+    def sample_token_ids(self, family) -> list[int]:
         """Ids to synthesize (default: 30 vocabulary ids, pad excluded)."""
-        ids = sorted(set(model.vocab.values()) - {model.pad_id}) if model.vocab else list(range(1, 31))
+        pad = getattr(family, "pad_id", 0)
+        ids = sorted(set(family.vocab.values()) - {pad}) if family.vocab else list(range(1, 31))
         return ids[:30]
 
-    def test_waveform_output(self):
-        """(N,) float32, finite, deterministic; faster speech is shorter."""
-        model = self.make_model()
-        assert model.output == "waveform" and model.sample_rate > 0
-        ids = self.sample_token_ids(model)
-        wave = model.generate_waveform(ids, None, 1.0)
-        assert wave.dim() == 1 and wave.dtype == torch.float32 and wave.numel() > 0
-        assert torch.isfinite(wave).all()
-        assert torch.equal(wave, model.generate_waveform(ids, None, 1.0))
-        assert model.generate_waveform(ids, None, 1.5).numel() < wave.numel()
+    def test_declares_what_it_is(self):
+        family = self.make_synthesizer()
+        assert family.kind == "synthesizer" and family.name
+        assert family.sample_rate > 0 and family.num_channels >= 1
+        assert isinstance(family.voices(), list)
+
+    def test_waveforms_are_deterministic_per_seed(self):
+        """One (C, N) float32 finite waveform per sequence, the same for the same seed, and
+        independent of what it is batched with."""
+        family = self.make_synthesizer()
+        voice = family.resolve_voice(self.voice(family))
+        options = family.options({})
+        ids = self.sample_token_ids(family)
+        (wave,) = family.synthesize([ids], voice, options, [7])
+        assert wave.dim() == 2 and wave.shape[0] == family.num_channels and wave.shape[1] > 0
+        assert wave.dtype == torch.float32 and torch.isfinite(wave).all()
+        assert torch.equal(wave, family.synthesize([ids], voice, options, [7])[0])
+        batch = family.plan_batches([len(ids), len(ids[:10])], voice, options)
+        assert sorted(i for b in batch for i in b) == [0, 1]
+
+    def test_unknown_option_is_an_error_naming_the_options(self):
+        family = self.make_synthesizer()
+        with pytest.raises(ConfigError, match="no option 'no_such_option'"):
+            family.options({"no_such_option": 1})
+
+    def test_bad_voice_is_a_clear_error(self):
+        family = self.make_synthesizer()
+        with pytest.raises(ConfigError):
+            family.resolve_voice(12345)
 
 
 class TranscriberConformance(ComponentConformance):

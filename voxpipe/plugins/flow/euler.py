@@ -46,7 +46,7 @@ class EulerSolver(Solver):
     description: ClassVar[str] = "flow-matching Euler, x += (t_next - t) * v, shifted time grid (ZipVoice)"
     Params: ClassVar[type[Params]] = EulerParams
 
-    def __init__(self, num_steps: int = 16, t_shift: float = 0.5) -> None:
+    def __init__(self, num_steps: int, t_shift: float) -> None:
         self.num_steps = num_steps
         self.t_shift = t_shift
 

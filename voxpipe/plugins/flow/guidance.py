@@ -57,7 +57,7 @@ class ClassifierFreeGuidance(Guidance):
     description: ClassVar[str] = "ZipVoice classifier-free guidance (text-only guidance for t <= 0.5, 2x scale)"
     Params: ClassVar[type[Params]] = ScaleParams
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float) -> None:
         self.scale = scale
 
     def field(self, model: AcousticModel, cond: Conditions, scale: float) -> VectorField:
@@ -88,7 +88,7 @@ class DistilledGuidance(Guidance):
     Params: ClassVar[type[Params]] = DistilledScaleParams
     feeds_scale_to_model = True
 
-    def __init__(self, scale: float = 3.0) -> None:
+    def __init__(self, scale: float) -> None:
         self.scale = scale
 
     def field(self, model: AcousticModel, cond: Conditions, scale: float) -> VectorField:

@@ -53,11 +53,11 @@ class KokoroTokenizer(Tokenizer):
 
     def __init__(
         self,
-        language: str = "en-us",
-        phoneme_set: str = "misaki",
-        strict: bool = False,
-        espeak_backend: str = "auto",
-        vocab_path: str | None = None,
+        language: str,
+        phoneme_set: str,
+        strict: bool,
+        espeak_backend: str,
+        vocab_path: str | None,
     ) -> None:
         from voxpipe.plugins.tokenizers.espeak_backends import make_backend
 

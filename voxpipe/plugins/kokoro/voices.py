@@ -22,6 +22,9 @@ from voxpipe.core.errors import ConfigError, TextError, WeightsError
 VoiceSpec = tuple[tuple[str, float], ...]
 """((name, weight), ...) with weights summing to 1."""
 
+MAX_BLEND_VOICES = 16
+MAX_BLEND_WEIGHT = 1e6  # relative weights; larger ones only risk overflow (1e308 + 1e308 = inf)
+
 
 def parse_voice_spec(spec: str) -> VoiceSpec:
     """"jf_alpha" | "jf_alpha:0.6,jm_kumo:0.4" | "jf_alpha,jm_kumo" -> normalized (name, weight) pairs.
@@ -31,7 +34,10 @@ def parse_voice_spec(spec: str) -> VoiceSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"voice must be a name or a blend like 'jf_alpha:0.6,jm_kumo:0.4', got {spec!r}")
     weights: dict[str, float] = {}
-    for part in spec.split(","):
+    parts = spec.split(",")
+    if len(parts) > MAX_BLEND_VOICES:
+        raise ConfigError(f"a voice blend has at most {MAX_BLEND_VOICES} parts, got {len(parts)}")
+    for part in parts:
         name, sep, weight_text = part.strip().partition(":")
         name = name.strip()
         if not name:
@@ -40,8 +46,9 @@ def parse_voice_spec(spec: str) -> VoiceSpec:
             weight = float(weight_text) if sep else 1.0
         except ValueError:
             raise ConfigError(f"voice {spec!r}: weight {weight_text.strip()!r} of {name!r} is not a number") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise ConfigError(f"voice {spec!r}: weight of {name!r} must be a finite number >= 0, got {weight_text.strip()}")
+        if not math.isfinite(weight) or not 0 <= weight <= MAX_BLEND_WEIGHT:
+            raise ConfigError(f"voice {spec!r}: weight of {name!r} must be a number in [0, {MAX_BLEND_WEIGHT:g}], "
+                              f"got {weight_text.strip()}")
         weights[name] = weights.get(name, 0.0) + weight
     total = sum(weights.values())
     if total <= 0:

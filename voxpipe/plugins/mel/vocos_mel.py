@@ -63,16 +63,16 @@ class VocosMelFeatures(FeatureExtractor):
 
     def __init__(
         self,
-        sample_rate: int = 24000,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        n_mels: int = 100,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        padding: str = "center",
-        frame_count: str = "zipvoice",
-        num_channels: int = 1,
-        clamp_min: float = 1e-7,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float,
+        f_max: float | None,
+        padding: str,
+        frame_count: str,
+        num_channels: int,
+        clamp_min: float,
     ) -> None:
         try:
             params = VocosMelParams(

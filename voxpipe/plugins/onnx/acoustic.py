@@ -72,9 +72,9 @@ class OnnxZipVoiceAcousticModel(AcousticModel):
     Params: ClassVar[type[Params]] = OnnxZipVoiceParams
     uses_guidance_scale_input = True
 
-    def __init__(self, weights: str, precision: str = "fp32", text_encoder: str | None = None,
-                 fm_decoder: str | None = None, tokens: str | None = None, config: str | None = None,
-                 intra_op_threads: int | None = None, inter_op_threads: int = 1) -> None:
+    def __init__(self, weights: str, precision: str, text_encoder: str | None,
+                 fm_decoder: str | None, tokens: str | None, config: str | None,
+                 intra_op_threads: int | None, inter_op_threads: int) -> None:
         from voxpipe.core.weights import resolve_path
         from voxpipe.plugins.zipvoice.loading import CONFIG_NAMES, TOKENS_NAMES, find_file, read_config, read_tokens
 

@@ -21,94 +21,14 @@ followed by `source[start:end]`; for every other span `text == source[start:end]
 
 from __future__ import annotations
 
-import re
 from typing import Callable, ClassVar
 
 from voxpipe.core.component import Params
 from voxpipe.core.errors import ConfigError
+from voxpipe.core.sentences import SENTENCE, TURN_TAG, WORD, stripped_span, units
 from voxpipe.core.text import TextChunker, TextSpan
-from voxpipe.plugins.text.scripts import is_cjk
 
 Measure = Callable[[str], float]
-
-SENTENCE_MARKS = ".!?…。！？"
-CLAUSE_MARKS = ",;:—，；：、"
-_SPACED_MARKS = set(".!?,;:")  # ASCII marks end a unit only before whitespace or the end
-_CLOSERS = "\"'”’»)]}」』）】"
-TURN_TAG = re.compile(r"\[S[12]\]")
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "no", "mt",
-    "rev", "gen", "capt", "sgt", "lt", "col", "inc", "ltd", "co", "dept", "approx", "fig", "vol",
-}
-SENTENCE, CLAUSE, WORD = 0, 1, 2
-
-
-def _mark_breaks(text: str, start: int, end: int, marks: str) -> list[int]:
-    """Positions right after a run of `marks` (plus closing quotes) that may end a unit."""
-    breaks = []
-    i = start
-    while i < end:
-        if text[i] not in marks:
-            i += 1
-            continue
-        j = i
-        while j < end and (text[j] in marks or text[j] in _CLOSERS):
-            j += 1
-        run = text[i:j]
-        ascii_only = all(c in _SPACED_MARKS or c in _CLOSERS for c in run)
-        if ascii_only and j < end and not text[j].isspace():
-            i = j
-            continue  # "3.14", "1,000", "e.g.": not a break
-        if run[0] == "." and _after_abbreviation(text, start, i):
-            i = j
-            continue
-        breaks.append(j)
-        i = j
-    return breaks
-
-
-def _after_abbreviation(text: str, start: int, dot: int) -> bool:
-    word_start = dot
-    while word_start > start and (text[word_start - 1].isalpha() or text[word_start - 1] == "."):
-        word_start -= 1
-    word = text[word_start:dot]
-    return word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper())
-
-
-def _unspaced(char: str) -> bool:
-    """A character of a script written without spaces: any two may be cut apart."""
-    return is_cjk(char) or "\u3040" <= char <= "\u30ff"  # hiragana, katakana
-
-
-def _word_breaks(text: str, start: int, end: int) -> list[int]:
-    breaks = []
-    for i in range(start + 1, end):
-        if text[i].isspace() and not text[i - 1].isspace():
-            breaks.append(i)
-        elif _unspaced(text[i - 1]) and _unspaced(text[i]):
-            breaks.append(i)
-    return breaks
-
-
-def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
-
-
-def units(text: str, start: int, end: int, level: int) -> list[tuple[int, int]]:
-    """Non-empty, whitespace-stripped pieces of text[start:end] cut at `level`'s cut points."""
-    if level == SENTENCE:
-        cuts = _mark_breaks(text, start, end, SENTENCE_MARKS)
-    elif level == CLAUSE:
-        cuts = _mark_breaks(text, start, end, CLAUSE_MARKS + SENTENCE_MARKS)
-    else:
-        cuts = _word_breaks(text, start, end)
-    bounds = [start, *cuts, end]
-    pieces = (_stripped(text, a, b) for a, b in zip(bounds, bounds[1:]))
-    return [piece for piece in pieces if piece is not None]
 
 
 class _Packer:
@@ -175,7 +95,7 @@ def split_text(text: str, budget: float, measure: Measure = len) -> list[TextSpa
             pending = None
 
     for turn_start, content_start, turn_end in _turns(text):
-        whole = _stripped(text, turn_start, turn_end)
+        whole = stripped_span(text, turn_start, turn_end)
         if whole is None:
             continue
         if pending is not None and packer.fits(pending[0], whole[1]):

@@ -27,7 +27,7 @@ class AutoNormalizer(TextNormalizer):
     description: ClassVar[str] = "per script run: Chinese text -> chinese normalizer, other text -> english"
     Params: ClassVar[type[Params]] = AutoParams
 
-    def __init__(self, fallback: str = "english") -> None:
+    def __init__(self, fallback: str) -> None:
         self.fallback = fallback
         self._english = EnglishNormalizer()
         self._chinese = ChineseNormalizer()

@@ -11,14 +11,7 @@ runs: it joins a following Chinese run ("apple3个" -> "apple" + "3个"), else t
 from __future__ import annotations
 
 
-def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x4E00 <= code <= 0x9FFF  # unified ideographs
-        or 0x3400 <= code <= 0x4DBF  # extension A
-        or 0x20000 <= code <= 0x2EBEF  # extensions B-F
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
-    )
+from voxpipe.core.sentences import is_cjk  # noqa: E402  (re-exported: the script rules build on it)
 
 
 def script_of(char: str) -> str | None:

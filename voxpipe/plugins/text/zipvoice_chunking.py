@@ -129,7 +129,7 @@ class ZipVoiceChunker(TextChunker):
     description: ClassVar[str] = "ZipVoice's infer_zipvoice.py chunking: cut at punctuation, greedy merge under max tokens"
     Params: ClassVar[type[Params]] = ZipVoiceChunkerParams
 
-    def __init__(self, dialog: bool = False) -> None:
+    def __init__(self, dialog: bool) -> None:
         self.dialog = dialog
 
     def split_tokens(self, tokens: Sequence[str], max_tokens: int) -> list[list[str]]:

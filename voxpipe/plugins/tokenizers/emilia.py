@@ -60,7 +60,7 @@ class EmiliaTokenizer(VocabularyTokenizer):
 
     Params: ClassVar[type[Params]] = EmiliaParams
 
-    def __init__(self, tokens: str, strict: bool = False, backend: str = "auto", normalize: bool = True) -> None:
+    def __init__(self, tokens: str, strict: bool, backend: str, normalize: bool) -> None:
         super().__init__(tokens, strict)
         self.backend = make_backend(backend)
         self.normalize = normalize
@@ -142,7 +142,7 @@ class DialogTokenizer(EmiliaTokenizer):
 
     SPEAKER_TAGS = ("[S1]", "[S2]")
 
-    def __init__(self, tokens: str, strict: bool = False, backend: str = "auto", normalize: bool = True) -> None:
+    def __init__(self, tokens: str, strict: bool, backend: str, normalize: bool) -> None:
         super().__init__(tokens, strict, backend, normalize)
         missing = [tag for tag in self.SPEAKER_TAGS if tag not in self.vocab]
         if missing:

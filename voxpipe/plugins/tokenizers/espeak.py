@@ -27,7 +27,7 @@ class EspeakTokenizer(VocabularyTokenizer):
     description: ClassVar[str] = "espeak-ng IPA phonemes of any espeak language (ZipVoice's espeak tokenizer)"
     Params: ClassVar[type[Params]] = EspeakParams
 
-    def __init__(self, tokens: str, language: str = "en-us", strict: bool = False, backend: str = "auto") -> None:
+    def __init__(self, tokens: str, language: str, strict: bool, backend: str) -> None:
         super().__init__(tokens, strict)
         self.language = language
         self.backend = make_backend(backend)

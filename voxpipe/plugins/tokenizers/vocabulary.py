@@ -71,13 +71,7 @@ def load_vocabulary(location: str) -> tuple[dict[str, int], str]:
         path = path / "tokens.txt"
         if not path.is_file():
             raise ConfigError(f"tokens file not found: {path}")
-    try:
-        vocab = read_tokens_file(path)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ConfigError(f"{path} is not a 'token<TAB>id' tokens file: {error}") from None
-    if not vocab:
-        raise ConfigError(f"tokens file {path} is empty")
-    return vocab, str(path)
+    return read_tokens_file(path), str(path)
 
 
 class VocabularyTokenizer(Tokenizer):
@@ -88,7 +82,7 @@ class VocabularyTokenizer(Tokenizer):
     drops the unknown ones as the official code does and reports them once.
     """
 
-    def __init__(self, tokens: str, strict: bool = False) -> None:
+    def __init__(self, tokens: str, strict: bool) -> None:
         self.vocab, self.tokens_path = load_vocabulary(tokens)
         if PAD_TOKEN not in self.vocab:
             raise ConfigError(f"{self.tokens_path} has no padding token {PAD_TOKEN!r}")

@@ -43,9 +43,9 @@ class GriffinLim(Vocoder):
         momentum: float = Field(0.99, ge=0, lt=1, description="fast Griffin-Lim momentum (0 = classic)")
         seed: int = Field(0, description="seed of the initial random phase")
 
-    def __init__(self, sample_rate: int = 24000, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 100,
-                 f_min: float = 0.0, f_max: float | None = None, n_iter: int = 32, momentum: float = 0.99,
-                 seed: int = 0):
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
+                 f_min: float, f_max: float | None, n_iter: int, momentum: float,
+                 seed: int):
         self.sample_rate = self.feature_sample_rate = sample_rate
         self.hop_length, self.n_fft, self.feature_dim = hop_length, n_fft, n_mels
         self.n_iter, self.momentum, self.seed = n_iter, momentum, seed

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from voxpipe.plugins.vocos.base import DEFAULT_CHUNK_FRAMES, CheckpointVocoder, CheckpointVocoderParams
+from voxpipe.plugins.vocos.base import CheckpointVocoder, CheckpointVocoderParams
 from voxpipe.plugins.vocos.config import ModelConfigError
 from voxpipe.plugins.vocos.modules import VocosModel
 
@@ -29,8 +29,8 @@ class Vocos24k(CheckpointVocoder):
     SECTIONS = ("feature_extractor", "backbone", "head")
     CHECKPOINT_NAMES = ("pytorch_model.bin", "model.safetensors")
 
-    def __init__(self, weights: str = "hf://charactr/vocos-mel-24khz", device: str = "cpu",
-                 chunk_frames: int | None = DEFAULT_CHUNK_FRAMES):
+    def __init__(self, weights: str, device: str,
+                 chunk_frames: int | None):
         self.chunk_frames = chunk_frames
         specs = self._load(weights, device)
         mel, backbone, head = specs["feature_extractor"], specs["backbone"], specs["head"]

@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from voxpipe.dsp.resample import resample_sinc
-from voxpipe.plugins.vocos.base import DEFAULT_CHUNK_FRAMES, CheckpointVocoder, CheckpointVocoderParams
+from voxpipe.plugins.vocos.base import CheckpointVocoder, CheckpointVocoderParams
 from voxpipe.plugins.vocos.chunking import place, plan_chunks
 from voxpipe.plugins.vocos.config import ModelConfigError
 from voxpipe.plugins.vocos.crossover import crossover_merge
@@ -49,8 +49,8 @@ class LuxVocos48k(CheckpointVocoder):
     CHECKPOINT_NAMES = ("vocos.bin", "pytorch_model.bin", "model.safetensors")
     SUBDIRS = ("", "vocoder")  # the vocoder directory itself, or a LuxTTS / LinaCodec model directory
 
-    def __init__(self, weights: str = "hf://YatharthS/LuxTTS/vocoder", device: str = "cpu", freq_range: float = 12000,
-                 output: Literal["48k", "24k-smooth"] = "48k", chunk_frames: int | None = DEFAULT_CHUNK_FRAMES):
+    def __init__(self, weights: str, device: str, freq_range: float,
+                 output: Literal["48k", "24k-smooth"], chunk_frames: int | None):
         self.freq_range = float(freq_range)
         self.output = output
         self.chunk_frames = chunk_frames

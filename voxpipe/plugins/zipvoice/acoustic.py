@@ -11,6 +11,7 @@ from voxpipe.core.acoustic_model import AcousticModel, check_condition_inputs
 from voxpipe.core.component import Params
 from voxpipe.core.conditions import Conditions
 from voxpipe.plugins.zipvoice.loading import load_model
+from voxpipe.plugins.zipvoice.model import ZipVoice, ZipVoiceDialog, ZipVoiceDialogStereo, ZipVoiceDistill
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # ZipVoice features are the Vocos log-mel (24 kHz, hop 256) times 0.1.
@@ -38,15 +39,17 @@ class ZipVoiceAcousticModel(AcousticModel):
     description: ClassVar[str] = "ZipVoice flow-matching acoustic model (zero-shot, Vocos 24 kHz features)"
     Params: ClassVar[type[Params]] = ZipVoiceParams
     variant: ClassVar[str] = "zipvoice"
+    network: ClassVar[type] = ZipVoice  # the torch module its checkpoints hold
+    onnx_counterpart: ClassVar[str | None] = "zipvoice-onnx"  # `voxpipe export onnx` target
 
     def __init__(
         self,
         weights: str,
-        checkpoint: str | None = None,
-        config: str | None = None,
-        tokens: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
+        checkpoint: str | None,
+        config: str | None,
+        tokens: str | None,
+        device: str,
+        dtype: str,
     ) -> None:
         loaded = load_model(
             weights, self.variant, checkpoint=checkpoint, config=config, tokens=tokens,
@@ -136,6 +139,8 @@ class ZipVoiceDistillAcousticModel(ZipVoiceAcousticModel):
     name: ClassVar[str] = "zipvoice-distill"
     description: ClassVar[str] = "ZipVoice-Distill (guidance scale as input, few steps); also the LuxTTS model"
     variant: ClassVar[str] = "zipvoice-distill"
+    network: ClassVar[type] = ZipVoiceDistill
+    onnx_counterpart: ClassVar[str | None] = "zipvoice-distill-onnx"
     uses_guidance_scale_input = True
 
 
@@ -145,6 +150,8 @@ class ZipVoiceDialogAcousticModel(ZipVoiceAcousticModel):
     name: ClassVar[str] = "zipvoice-dialog"
     description: ClassVar[str] = "ZipVoice-Dialog: two-speaker dialogue ([S1]/[S2] turns), mono"
     variant: ClassVar[str] = "zipvoice-dialog"
+    network: ClassVar[type] = ZipVoiceDialog
+    onnx_counterpart: ClassVar[str | None] = None  # dialog models have no ONNX export yet
 
 
 class ZipVoiceDialogStereoAcousticModel(ZipVoiceAcousticModel):
@@ -153,6 +160,7 @@ class ZipVoiceDialogStereoAcousticModel(ZipVoiceAcousticModel):
     name: ClassVar[str] = "zipvoice-dialog-stereo"
     description: ClassVar[str] = "ZipVoice-Dialog stereo: two-speaker dialogue, one speaker per channel"
     variant: ClassVar[str] = "zipvoice-dialog-stereo"
+    network: ClassVar[type] = ZipVoiceDialogStereo
 
 
 COMPONENTS = (

@@ -20,19 +20,28 @@ import torch
 
 from voxpipe.core.checkpoints import state_dict_mismatches
 from voxpipe.core.errors import ConfigError, WeightsError
+from voxpipe.core.tokenizer import read_tokens_file
 from voxpipe.plugins.zipvoice.model import (
     ZipVoice,
     ZipVoiceDialog,
-    ZipVoiceDialogStereo,
-    ZipVoiceDistill,
 )
 
-MODEL_CLASSES: dict[str, type[ZipVoice]] = {
-    "zipvoice": ZipVoice,
-    "zipvoice-distill": ZipVoiceDistill,
-    "zipvoice-dialog": ZipVoiceDialog,
-    "zipvoice-dialog-stereo": ZipVoiceDialogStereo,
-}
+
+
+def network_class(variant: str) -> type[ZipVoice]:
+    """The torch network of a registered ZipVoice acoustic model (its `network`), by name."""
+    from voxpipe.core.errors import RegistryError
+    from voxpipe.registry import get_registry
+
+    registry = get_registry()
+    try:
+        network = getattr(registry.get("acoustic_model", variant).cls, "network", None)
+    except RegistryError:
+        network = None
+    if network is None:
+        known = [n for n in registry.names("acoustic_model") if getattr(registry.get("acoustic_model", n).cls, "network", None)]
+        raise ConfigError(f"unknown ZipVoice variant {variant!r}; expected one of {known}")
+    return network
 CHECKPOINT_NAMES = ("model.safetensors", "model.pt")  # safetensors first: loads without pickle
 CONFIG_NAMES = ("model.json", "config.json")
 TOKENS_NAMES = ("tokens.txt",)
@@ -80,22 +89,8 @@ def find_file(directory: Path, override: str | None, candidates: tuple[str, ...]
 
 
 def read_tokens(path: Path) -> dict[str, int]:
-    """tokens.txt -> {token: id}. Lines are `token<TAB>id`; the token is kept verbatim."""
-    vocab: dict[str, int] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")  # only the line end: a token may be a space
-            if not line:
-                continue
-            token, tab, index = line.rpartition("\t")
-            if not tab or not index.strip().isdigit():
-                raise ConfigError(f"{path}:{number}: expected 'token<TAB>id', got {line!r}")
-            if token in vocab:
-                raise ConfigError(f"{path}:{number}: token {token!r} appears twice")
-            vocab[token] = int(index)
-    if not vocab:
-        raise ConfigError(f"{path} lists no tokens")
-    return vocab
+    """tokens.txt -> {token: id} (`voxpipe.core.tokenizer.read_tokens_file`, the one reader)."""
+    return read_tokens_file(path)
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -137,7 +132,7 @@ def detect_variant(state_dict: dict[str, torch.Tensor]) -> str:
 
 def model_kwargs(variant: str, model_config: dict[str, Any], vocab: dict[str, int], config_path: Path) -> dict[str, Any]:
     """Constructor arguments: model.json's "model" object + ids taken from tokens.txt."""
-    cls = MODEL_CLASSES[variant]
+    cls = network_class(variant)
     accepted = set(inspect.signature(ZipVoice.__init__).parameters) - {"self"}
     unknown = sorted(set(model_config) - accepted)
     if unknown:
@@ -182,8 +177,7 @@ def load_model(
 
     checkpoint / config / tokens override the file names (relative to the directory, or paths).
     """
-    if variant not in MODEL_CLASSES:
-        raise ConfigError(f"unknown ZipVoice variant {variant!r}; expected one of {sorted(MODEL_CLASSES)}")
+    network = network_class(variant)
     directory = resolve_weights_location(str(location), what=f"{variant} model directory")
     if not directory.is_dir():
         raise WeightsError(f"{variant} model directory expected, got a file: {directory}")
@@ -197,7 +191,7 @@ def load_model(
     kwargs = model_kwargs(variant, model_config["model"], vocab, files["config"])
     try:
         with torch.device("meta"):  # no random init: every parameter comes from the checkpoint
-            model = MODEL_CLASSES[variant](**kwargs)
+            model = network(**kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{files['config']}: cannot build {variant!r}: {error}") from None
     state_dict = read_state_dict(files["checkpoint"])

@@ -11,28 +11,44 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+SWOOSH_SLOPE = 0.08
+EXP_FINITE_BELOW = 88.0  # float32 exp(a) is finite for a <= 88.72 (FLT_MAX = e^88.72)
 
-def _softplus_shifted(x: Tensor, offset: float) -> Tensor:
-    """log(1 + e^(x - offset)) in float32.
 
-    One fused softplus kernel instead of the reference's exp / add / log / inf-check chain: the
-    activations run on every feed-forward and conv hidden state and, written out, cost more
-    than the matrix multiplies around them. softplus evaluates log1p(e^a) (and a itself for
-    a > 20, where the reference's overflow branch also returns a); it differs from the
-    reference's log(1 + e^a) by float rounding only (< 1e-7 absolute)."""
-    return nn.functional.softplus(x - offset)
+def _swoosh(x: Tensor, offset: float, constant: float) -> Tensor:
+    """log(1 + e^(x - offset)) - 0.08 x - constant, computed in float32 in the official order.
+
+    The operations and their order are the reference's (`SwooshLForward`/`SwooshRForward`):
+    e = exp(x - offset); log(1 + e), replaced by x - offset where it overflowed to inf; then
+    minus (0.08 * x), then minus the constant. Each step rounds exactly as there, so the decoder
+    is bit-identical to the official code on the same machine. (A fused
+    `softplus(x - offset) + (-0.08) x` is faster but rounds differently, log1p vs log(1 + .) and
+    one fused multiply-add: ~1e-7 per activation, grown to ~1e-6 in a full-size decoder call and
+    amplified up to (1 + 4 * scale) times by classifier-free guidance; issue 21.) The
+    intermediate results are updated in place, and the overflow replacement (two more passes)
+    only runs when some input can overflow; the results are the same bits.
+
+    ONNX export keeps the fused softplus form: the exporter rewrites it into vectorized
+    onnxruntime operations (voxpipe/export/onnx.py), and onnxruntime rounds differently anyway.
+    """
+    xf = x.float()
+    if torch.onnx.is_in_onnx_export():
+        return (torch.add(nn.functional.softplus(xf - offset), xf, alpha=-SWOOSH_SLOPE) - constant).to(x.dtype)
+    shifted = xf - offset
+    log_sum = shifted.exp().add_(1.0).log_()
+    if shifted.numel() and not bool(shifted.max() <= EXP_FINITE_BELOW):  # else nothing overflowed (NaN: check)
+        log_sum = torch.where(log_sum == float("inf"), shifted, log_sum)
+    return log_sum.sub_(xf * SWOOSH_SLOPE).sub_(constant).to(x.dtype)
 
 
 def swoosh_l(x: Tensor) -> Tensor:
     """Swoosh-L, log(1 + e^(x-4)) - 0.08 x - 0.035 (feed-forward modules). Computed in float32."""
-    xf = x.float()
-    return (torch.add(_softplus_shifted(xf, 4.0), xf, alpha=-0.08) - 0.035).to(x.dtype)
+    return _swoosh(x, 4.0, 0.035)
 
 
 def swoosh_r(x: Tensor) -> Tensor:
     """Swoosh-R, log(1 + e^(x-1)) - 0.08 x - 0.313261687 (conv modules). Computed in float32."""
-    xf = x.float()
-    return (torch.add(_softplus_shifted(xf, 1.0), xf, alpha=-0.08) - 0.313261687).to(x.dtype)
+    return _swoosh(x, 1.0, 0.313261687)
 
 
 class SwooshR(nn.Module):
