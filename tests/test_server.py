@@ -15,7 +15,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-import torch
 import uvicorn
 
 from voxpipe.cli import main as cli_main
@@ -24,6 +23,7 @@ from voxpipe.core.pipeline import Pipeline
 from voxpipe.server import ServerSettings, VoiceCatalog, create_app, wav_header
 from voxpipe.streaming import sentence_pipeline
 from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
+from voxpipe.testing.threads import one_torch_thread
 
 TEXT = "The dog ran home. Why now?"
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -31,10 +31,8 @@ TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 @pytest.fixture(scope="module")
 def pipeline():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Pipeline.from_config(tiny_pipeline_config())
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield Pipeline.from_config(tiny_pipeline_config())
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,15 @@ from voxpipe.streaming import SentenceChunker, StreamingSession, TextPlanner, se
 from voxpipe.streaming.assembly import CrossfadeJoiner, StreamingEdgeTrim
 from voxpipe.streaming.chunking import final_sentence_spans
 from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT, fixtures_root, tiny_pipeline_config
+from voxpipe.testing.threads import one_torch_thread
 
 TEXT = "The dog ran home. It was late, and cold! Why now?"
 
 
 @pytest.fixture(scope="module")
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import time
 import types
 
 import pytest
-import torch
 
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.streaming import StreamingSession, TextPlanner
 from voxpipe.streaming.chunking import final_sentence_spans
 from voxpipe.testing.fixtures import E2E_PROMPT_TEXT as PROMPT_TEXT
+from voxpipe.testing.threads import one_torch_thread
 from voxpipe.testing.fixtures import fixtures_root, tiny_pipeline_config
 
 TRACED_FILES = ("voxpipe/streaming/chunking.py", "voxpipe/core/sentences.py")
@@ -106,10 +106,8 @@ def test_incremental_sentence_ends_equal_a_rescan_after_every_push(normalizer):
 # ---- abandoned sessions ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipeline():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Pipeline.from_config(tiny_pipeline_config())
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield Pipeline.from_config(tiny_pipeline_config())
 
 
 @pytest.fixture(scope="module")

@@ -44,10 +44,8 @@ def pipeline_config(**synthesizer) -> dict:
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Batch-1 per-frame work is tiny: thread hand-offs dominate on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +353,7 @@ def test_pipeline_file_and_cli(tmp_path):
 
 # ---- conformance ----------------------------------------------------------------------------------
 from voxpipe.testing.conformance import ComponentConformance, TokenizerConformance
+from voxpipe.testing.threads import one_torch_thread
 
 
 class TestVibeVoiceTextConformance(TokenizerConformance):
