@@ -4,9 +4,11 @@
     python benchmarks/streaming_latency.py [--pipelines kokoro,tiny] [--repeats 3] [--threads 2]
                                            [--json streaming_latency.json]
 
-Pipelines (both offline): `kokoro` (the bundled default, if its package is installed) and
-`tiny` (the LuxTTS-style ZipVoice-Distill pipeline on the small test-fixture weights: quality is
-meaningless, the timing shows the streaming overhead). Modes, each after one warm-up run:
+Pipelines (all offline): `kokoro` (the bundled default, if its package is installed), `tiny`
+(the LuxTTS-style ZipVoice-Distill pipeline on the small test-fixture weights: quality is
+meaningless, the timing shows the streaming overhead), `luxtts` / `luxtts-fast` (configs/luxtts.yaml
+at full size with random weights from benchmarks/run.py's cache: reference / fused kernels; the
+prompt is the 3.1 s fixture recording). Modes, each after one warm-up run:
 
   whole        `pipeline.synthesize(text)` (its own chunking and batching): the first audio is
                the whole audio;
@@ -51,7 +53,49 @@ def build(name: str):
         pipeline = Pipeline.from_config(tiny_pipeline_config())
         voice = pipeline.encode_prompt(root / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
         return pipeline, voice
-    raise ValueError(f"unknown pipeline {name!r}; expected kokoro or tiny")
+    if name in ("luxtts", "luxtts-fast"):
+        return build_full_luxtts(name == "luxtts-fast")
+    raise ValueError(f"unknown pipeline {name!r}; expected kokoro, tiny, luxtts or luxtts-fast")
+
+
+def build_full_luxtts(fused: bool):
+    """configs/luxtts.yaml's family on full-size random weights (benchmarks/run.py's cache, the
+    fixture's real emilia vocabulary of the same size): real shapes, meaningless sound.
+    `fused`: the `kernels: fused` fast path (what --precision auto picks on AVX2)."""
+    import os
+    import shutil
+    import tempfile
+
+    import yaml
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import run as bench
+
+    from voxpipe.core.pipeline import Pipeline
+    from voxpipe.testing.fixtures import fixtures_root, tiny_pipeline_config
+
+    cache = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "voxpipe-bench"
+    model = bench.prepare_model("luxtts", cache)
+    tokens = fixtures_root() / "e2e" / "model" / "tokens.txt"
+    if not (model.parent / "model-emilia" / "model.pt").exists():
+        target = model.parent / "model-emilia"
+        target.mkdir(exist_ok=True)
+        for file in ("model.pt", "model.json"):
+            if not (target / file).exists():
+                os.symlink(model / file, target / file)
+        shutil.copy(tokens, target / "tokens.txt")
+    luxtts = yaml.safe_load((REPO / "configs" / "luxtts.yaml").read_text())["synthesizer"]
+    family = {key: value for key, value in luxtts.items() if not isinstance(value, dict)}
+    config = tiny_pipeline_config(
+        acoustic_model={"type": "zipvoice-distill", "weights": str(model.parent / "model-emilia"),
+                        "kernels": "fused" if fused else "reference"},
+        vocoder={"type": "vocos-48k", "weights": str(bench.prepare_vocoder("vocos-48k", cache)), "freq_range": 12000},
+        **family,
+    )
+    config["settings"] = {"trim_silence": False}
+    pipeline = Pipeline.from_config(config)
+    voice = pipeline.encode_prompt(fixtures_root() / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
+    return pipeline, voice
 
 
 def run_whole(pipeline, voice, text: str) -> dict:

@@ -22,7 +22,7 @@ BUILT_IN = {
 BUILT_IN_KINDS = ("normalizer", "chunker", "tokenizer", "transcriber", "synthesizer", "features", "acoustic_model",
                   "guidance", "solver", "vocoder")
 TOP_LEVEL_KINDS = ["normalizer", "chunker", "tokenizer", "transcriber", "synthesizer"]
-BUILT_IN_COMMANDS = {"serve", "export", "batch", "eval"}
+BUILT_IN_COMMANDS = {"serve", "export", "batch", "eval", "train", "data"}
 
 
 class MidpointParams(Params):

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list every registered component and plugin load failures")
     plugins.add_argument("--options", metavar="SYNTHESIZER", default=None,
                          help="list the per-call options (-O key=value) a synthesizer takes")
+    plugins.add_argument("--cpu", action="store_true",
+                         help="print the CPU model, its speed-relevant features and what --precision auto picks")
 
     config = commands.add_parser("config", help="validate, show or list pipeline files")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
@@ -90,6 +92,17 @@ def cmd_plugins(args) -> int:
     registry = get_registry()
     if args.options is not None:
         return _print_options(registry, args.options)
+    if getattr(args, "cpu", False):
+        from voxpipe.core.cpu import detect
+        from voxpipe.core.precision import AUTO_KERNELS, choose_precision
+
+        cpu = detect()
+        print(f"cpu: {cpu.summary()}")
+        print(f"vector level: {cpu.vector_level}; native bf16: {'yes' if cpu.has_bf16 else 'no'}; "
+              f"int8 dot products (VNNI/AMX): {'yes' if cpu.has_int8_dot else 'no'}")
+        print(f"--precision auto: torch {choose_precision('auto', ('fp32', 'bf16'), cpu)} with {AUTO_KERNELS} kernels; "
+              f"onnx {choose_precision('auto', ('fp32', 'int8'), cpu)} (int8 only when asked)")
+        return EXIT_OK
     rows = [("KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION")]
     rows += [(i.kind, i.name, i.package, i.version, i.description) for i in registry.components()]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
@@ -139,8 +152,8 @@ def cmd_synth(args) -> int:
     check_output(args.output, [*(args.prompt or []), voice_file, args.text_file])
     config = load_config(args)
     options = options_of(args, config)
-    family = config.components["synthesizer"].info.cls
-    if args.prompt and not family.clones_voices:
+    family = config.components["synthesizer"]
+    if args.prompt and not family.info.cls.configured_to_clone(family.params):
         raise UsageError(f"synthesizer {config.components['synthesizer'].info.name!r} has built-in voices and "
                          "takes no --prompt; choose one with --voice NAME")
     if len(text) > config.settings.max_text_chars:
@@ -162,7 +175,7 @@ def cmd_voice(args) -> int:
         raise UsageError(f"-o/--output {args.output}: voice files end in .voice")
     config = load_config(args)
     family = config.components["synthesizer"].info
-    if not family.cls.clones_voices:
+    if not family.cls.configured_to_clone(config.components["synthesizer"].params):
         raise UsageError(f"synthesizer {family.name!r} ({config.source}) does not make voices from audio; "
                          "use a pipeline that clones voices, e.g. --config luxtts")
     pipeline = load_pipeline(config)

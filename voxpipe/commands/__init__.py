@@ -6,7 +6,7 @@ path a plugin's command takes is tested every day. Each module has `register(sub
 
 from voxpipe.registry import hookimpl
 
-COMMAND_MODULES = ("serve", "export", "batch", "eval")
+COMMAND_MODULES = ("serve", "export", "batch", "eval", "train")
 
 
 @hookimpl

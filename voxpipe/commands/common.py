@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from voxpipe.core.errors import ConfigError
+from voxpipe.core.precision import BACKENDS, PRECISIONS
 
 DEFAULT_CONFIG = "piper"
 """The pipeline every command uses when none is given (synth, voice create, serve, batch, eval)."""
@@ -34,6 +35,12 @@ def add_config_args(parser: argparse.ArgumentParser, *, required: bool = False) 
                         help="local copy of the official weight layouts; hf://org/repo/path is looked up under it")
     parser.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
                         help="resample the output to this rate (soxr); default: the model's own")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="acoustic-model arithmetic: fp32 (parity path), bf16 (CPUs with native bf16), int8 "
+                             "(onnx graphs), auto (fastest within the quality bound here; see `voxpipe plugins "
+                             "--cpu`); default: as the config says")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="torch or onnx: must match the config (exported graphs come from `voxpipe export onnx`)")
 
 
 def add_option_args(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +67,16 @@ def load_config(args):
     """The validated pipeline configuration of the command (no weights loaded)."""
     from voxpipe.core.config import build_config
 
-    return build_config(args.config, overrides_of(args), weights_dir=getattr(args, "weights_dir", None))
+    config = build_config(args.config, overrides_of(args), weights_dir=getattr(args, "weights_dir", None))
+    precision, backend = getattr(args, "precision", None), getattr(args, "backend", None)
+    if precision is None and backend is None:
+        return config
+    from voxpipe.core.precision import resolve
+
+    extra, _ = resolve(config, precision, backend)
+    if not extra:
+        return config
+    return build_config(args.config, overrides_of(args) + extra, weights_dir=getattr(args, "weights_dir", None))
 
 
 def options_of(args, config) -> dict[str, Any]:

@@ -88,6 +88,13 @@ class Synthesizer(Component):
         (never on its own result), before any heavy work."""
         raise NotImplementedError
 
+    @classmethod
+    def configured_to_clone(cls, params: Any) -> bool:
+        """Whether a configuration (the family's validated `Params`, before any weights load)
+        makes voices from reference audio: `clones_voices`, unless a family decides per
+        configuration (e.g. StyleTTS2 only with a style encoder)."""
+        return cls.clones_voices
+
     def encode_voice(self, sources: Sequence[Audio | str | Path], transcripts: Sequence[str] | None, *,
                      tokenizer=None, transcriber=None) -> Voice:
         """A voice from reference audio (families with `clones_voices`): sources are `Audio`s or

@@ -17,8 +17,11 @@ from torch import nn
 
 from voxpipe.core.component import Component
 from voxpipe.core.component import Params as BaseParams
-from voxpipe.core.errors import ConfigError
-from voxpipe.plugins.styletts2.layers import AdaIN1d, AdainResBlock
+from voxpipe.plugins.styletts2.decoder_front import (
+    AdainDecoderFront,
+    check_generator_sizes,
+)
+from voxpipe.plugins.styletts2.layers import AdaIN1d
 
 
 def _same_padding(kernel: int, dilation: int = 1) -> int:
@@ -155,7 +158,7 @@ class ISTFTNetGenerator(nn.Module):
         return torch.istft(spectrum, self.n_fft, self.hop_size, self.n_fft, window=self.window)
 
 
-class StyleDecoder(Component, nn.Module):
+class StyleDecoder(AdainDecoderFront, Component, nn.Module):
     """StyleTTS2 decoder: encodes aligned text features with F0 and energy (AdaIN residual blocks,
     the last one upsampling x2 to the curves' rate), then an iSTFTNet generator.
 
@@ -187,44 +190,18 @@ class StyleDecoder(Component, nn.Module):
                  upsample_initial_channel, resblock_dilation_sizes, upsample_kernel_sizes, gen_istft_n_fft,
                  gen_istft_hop_size, sample_rate, harmonics, voiced_threshold) -> None:
         nn.Module.__init__(self)
-        if not (len(upsample_rates) == len(upsample_kernel_sizes) >= 1):
-            raise ConfigError(f"decoder: upsample_rates {upsample_rates} and upsample_kernel_sizes "
-                              f"{upsample_kernel_sizes} must be non-empty and equally long")
-        if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
-            raise ConfigError(f"decoder: resblock_kernel_sizes {resblock_kernel_sizes} and resblock_dilation_sizes "
-                              f"{resblock_dilation_sizes} must be equally long")
-        if upsample_initial_channel % 2 ** len(upsample_rates):
-            raise ConfigError(f"decoder: upsample_initial_channel {upsample_initial_channel} must be divisible by "
-                              f"2^{len(upsample_rates)}")
+        check_generator_sizes(resblock_kernel_sizes, upsample_rates, upsample_initial_channel,
+                              resblock_dilation_sizes, upsample_kernel_sizes)
         self.sample_rate = sample_rate
         self.samples_per_frame = 2 * math.prod(upsample_rates) * gen_istft_hop_size
-        block_in = hidden + 2 + residual_dim
-        self.encode = AdainResBlock(dim_in + 2, hidden, style_dim)
-        self.decode = nn.ModuleList([
-            AdainResBlock(block_in, hidden, style_dim),
-            AdainResBlock(block_in, hidden, style_dim),
-            AdainResBlock(block_in, hidden, style_dim),
-            AdainResBlock(block_in, upsample_initial_channel, style_dim, upsample=True),
-        ])
-        self.F0_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.N_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.asr_res = nn.Sequential(nn.Conv1d(dim_in, residual_dim, 1))
+        self.build_front(dim_in, style_dim, hidden, residual_dim, upsample_initial_channel)
         self.generator = ISTFTNetGenerator(style_dim, resblock_kernel_sizes, upsample_rates, upsample_initial_channel,
                                            resblock_dilation_sizes, upsample_kernel_sizes, gen_istft_n_fft,
                                            gen_istft_hop_size, sample_rate, harmonics, voiced_threshold)
 
     def forward(self, asr: torch.Tensor, f0: torch.Tensor, energy: torch.Tensor, style: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        f0_down = self.F0_conv(f0.unsqueeze(1))  # (B, 1, F)
-        energy_down = self.N_conv(energy.unsqueeze(1))
-        x = self.encode(torch.cat([asr, f0_down, energy_down], dim=1), style)
-        residual = self.asr_res(asr)
-        reinject = True  # text, F0 and energy go into every block up to the one that upsamples
-        for block in self.decode:
-            if reinject:
-                x = torch.cat([x, residual, f0_down, energy_down], dim=1)
-            x = block(x, style)
-            reinject = reinject and not block.upsamples
+        x = self.front(asr, f0, energy, style)
         return self.generator(x, style, f0, generator)
 
     def describe(self) -> dict:

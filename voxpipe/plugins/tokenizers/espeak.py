@@ -8,9 +8,17 @@ from typing import ClassVar
 from pydantic import Field
 
 from voxpipe.core.component import Params
-from voxpipe.core.errors import ConfigError, TextError
-from voxpipe.plugins.tokenizers.espeak_backends import BACKEND_HELP, EspeakBackendName, make_backend
-from voxpipe.plugins.tokenizers.vocabulary import Dropped, Tokenization, VocabularyTokenizer
+from voxpipe.core.errors import TextError
+from voxpipe.plugins.tokenizers.espeak_backends import (
+    BACKEND_HELP,
+    EspeakBackendName,
+    make_voice_backend,
+)
+from voxpipe.plugins.tokenizers.vocabulary import (
+    Dropped,
+    Tokenization,
+    VocabularyTokenizer,
+)
 
 
 class EspeakParams(Params):
@@ -30,11 +38,7 @@ class EspeakTokenizer(VocabularyTokenizer):
     def __init__(self, tokens: str, language: str, strict: bool, backend: str) -> None:
         super().__init__(tokens, strict)
         self.language = language
-        self.backend = make_backend(backend)
-        try:  # an unknown voice fails here, not mid-synthesis
-            self.backend.phonemize("", language)
-        except TextError as error:
-            raise ConfigError(f"espeak-ng has no voice {language!r} (see `espeak-ng --voices`): {error}") from None
+        self.backend = make_voice_backend(backend, language)
 
     def describe(self) -> dict:
         return {**super().describe(), "language": self.language, "espeak_backend": self.backend.name}

@@ -104,3 +104,14 @@ def make_backend(choice: str = "auto") -> EspeakBackend:
         return PiperBackend()
     except ConfigError:
         return EspeakNGBackend()
+
+
+def make_voice_backend(choice: str, language: str) -> EspeakBackend:
+    """`make_backend(choice)`, checked to have the espeak-ng voice `language` (a ConfigError
+    naming it), so an unknown voice fails when the tokenizer is built, not mid-synthesis."""
+    backend = make_backend(choice)
+    try:
+        backend.phonemize("", language)
+    except TextError as error:
+        raise ConfigError(f"espeak-ng has no voice {language!r} (see `espeak-ng --voices`): {error}") from None
+    return backend

@@ -11,7 +11,13 @@ from voxpipe.core.acoustic_model import AcousticModel, check_condition_inputs
 from voxpipe.core.component import Params
 from voxpipe.core.conditions import Conditions
 from voxpipe.plugins.zipvoice.loading import load_model
-from voxpipe.plugins.zipvoice.model import ZipVoice, ZipVoiceDialog, ZipVoiceDialogStereo, ZipVoiceDistill
+from voxpipe.plugins.zipvoice.model import (
+    ZipVoice,
+    ZipVoiceDialog,
+    ZipVoiceDialogStereo,
+    ZipVoiceDistill,
+)
+from voxpipe.plugins.zipvoice.zipformer import set_kernels
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # ZipVoice features are the Vocos log-mel (24 kHz, hop 256) times 0.1.
@@ -30,6 +36,9 @@ class ZipVoiceParams(Params):
     """Vocabulary file name (default: tokens.txt)."""
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    kernels: Literal["reference", "fused"] = "reference"
+    """reference: bit-identical to the official code (parity path); fused: same float32 math with
+    fewer memory passes, rounding differs (~1e-6 relative, tests/test_precision.py)."""
 
 
 class ZipVoiceAcousticModel(AcousticModel):
@@ -50,12 +59,15 @@ class ZipVoiceAcousticModel(AcousticModel):
         tokens: str | None,
         device: str,
         dtype: str,
+        kernels: str,
     ) -> None:
         loaded = load_model(
             weights, self.variant, checkpoint=checkpoint, config=config, tokens=tokens,
             device=device, dtype=DTYPES[dtype],
         )
         self.model = loaded.model
+        set_kernels(self.model, kernels)
+        self.kernels = kernels
         self.files = loaded.files
         self.device = torch.device(device)
         self.dtype = DTYPES[dtype]
@@ -129,7 +141,8 @@ class ZipVoiceAcousticModel(AcousticModel):
 
     def describe(self) -> dict:
         info = super().describe()
-        info.update(variant=self.variant, num_channels=self.num_channels, feat_scale=self.feat_scale)
+        info.update(variant=self.variant, num_channels=self.num_channels, feat_scale=self.feat_scale,
+                    kernels=self.kernels)
         return info
 
 

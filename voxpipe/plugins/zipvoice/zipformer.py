@@ -187,10 +187,15 @@ class ConvolutionModule(nn.Module):
         )
         self.out_proj = ActivationAndLinear(channels, channels, activation="SwooshR")
 
+    fused: bool = False
+
     def forward(self, x: Tensor, src_key_padding_mask: Tensor | None = None) -> Tensor:
         """x (T, B, C), src_key_padding_mask (B, T) True=pad -> (T, B, C)."""
-        x, gate = self.in_proj(x).chunk(2, dim=2)
-        x = (x * torch.sigmoid(gate)).permute(1, 2, 0)  # (B, C, T)
+        if self.fused:  # fast path: one GLU kernel instead of sigmoid + multiply
+            x = nn.functional.glu(self.in_proj(x), dim=2).permute(1, 2, 0)  # (B, C, T)
+        else:
+            x, gate = self.in_proj(x).chunk(2, dim=2)
+            x = (x * torch.sigmoid(gate)).permute(1, 2, 0)  # (B, C, T)
         if src_key_padding_mask is not None and bool(src_key_padding_mask.any()):
             # Padding must not leak into valid frames through the kernel.
             x = x.masked_fill(src_key_padding_mask.unsqueeze(1).expand_as(x), 0.0)
@@ -205,7 +210,11 @@ class BypassModule(nn.Module):
         super().__init__()
         self.bypass_scale = nn.Parameter(torch.full((embed_dim,), 0.5))
 
+    fused: bool = False
+
     def forward(self, src_orig: Tensor, src: Tensor) -> Tensor:
+        if self.fused:  # fast path: one pass (lerp rounds differently from the three-op form)
+            return torch.lerp(src_orig, src, self.bypass_scale)
         return src_orig + (src - src_orig) * self.bypass_scale
 
 
@@ -253,22 +262,31 @@ class Zipformer2EncoderLayer(nn.Module):
         attn_weights = self.self_attn_weights(src, pos_emb=pos_emb, key_padding_mask=src_key_padding_mask)
         if time_emb is not None:
             src = src + time_emb
+        # After the first residual add `src` is this layer's own tensor: later adds go in place
+        # (same values, no new (T, B, C) buffer each time), except when autograd records them.
         src = src + self.feed_forward1(src)
-        src = src + self.nonlin_attention(src, attn_weights[0:1])
-        src = src + self.self_attn1(src, attn_weights)
+        src = _residual_add(src, self.nonlin_attention(src, attn_weights[0:1]))
+        src = _residual_add(src, self.self_attn1(src, attn_weights))
         if time_emb is not None:
-            src = src + time_emb
-        src = src + self.conv_module1(src, src_key_padding_mask=src_key_padding_mask)
-        src = src + self.feed_forward2(src)
+            src = _residual_add(src, time_emb)
+        src = _residual_add(src, self.conv_module1(src, src_key_padding_mask=src_key_padding_mask))
+        src = _residual_add(src, self.feed_forward2(src))
         src = self.bypass_mid(src_orig, src)
 
-        src = src + self.self_attn2(src, attn_weights)
+        src = _residual_add(src, self.self_attn2(src, attn_weights))
         if time_emb is not None:
-            src = src + time_emb
-        src = src + self.conv_module2(src, src_key_padding_mask=src_key_padding_mask)
-        src = src + self.feed_forward3(src)
+            src = _residual_add(src, time_emb)
+        src = _residual_add(src, self.conv_module2(src, src_key_padding_mask=src_key_padding_mask))
+        src = _residual_add(src, self.feed_forward3(src))
         src = self.norm(src)
         return self.bypass(src_orig, src)
+
+
+def _residual_add(total: Tensor, term: Tensor) -> Tensor:
+    """total + term, in place unless autograd must keep `total` (training): same values."""
+    if torch.is_grad_enabled() and (total.requires_grad or term.requires_grad):
+        return total + term
+    return total.add_(term)
 
 
 class Zipformer2Encoder(nn.Module):
@@ -347,6 +365,24 @@ class DownsampledZipformer2Encoder(nn.Module):
         src = self.encoder(self.downsample(src), time_emb=time_emb, src_key_padding_mask=src_key_padding_mask)
         src = simple_upsample(src, factor)[: src_orig.shape[0]]
         return self.out_combiner(src_orig, src)
+
+
+KERNELS = ("reference", "fused")
+
+
+def set_kernels(module: nn.Module, kernels: str) -> None:
+    """Choose the arithmetic of every Zipformer block under `module`.
+
+    reference: the official operation order, bit-identical to k2-fsa/ZipVoice (parity path).
+    fused: the same functions with fewer memory passes (softplus Swoosh with its constant folded
+    into the next bias, one-pass BiasNorm, lerp bypass, GLU): float32 throughout, rounding
+    differs at ~1e-7 per op (bounded in tests/test_precision.py).
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
+    for sub in module.modules():
+        if hasattr(type(sub), "fused"):
+            sub.fused = kernels == "fused"
 
 
 def _per_stack(value: int | Sequence[int], num_stacks: int, what: str) -> tuple[int, ...]:

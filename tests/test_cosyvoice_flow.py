@@ -1,0 +1,196 @@
+"""CosyVoice2 flow (`cosyvoice-flow`): parity with the official `CausalMaskedDiffWithXvec.inference`
+(whole, streaming + finalize, streaming chunk with the lookahead held back, other step counts; the
+official fixed noise and stored noise), its ODE through voxpipe's `cosine-euler` solver and
+`cosyvoice-cfg` guidance, strict loading of `flow.pt`, errors.
+
+Cases: every `flow_*/manifest.json` under tests/fixtures/cosyvoice/ and, when VOXPIPE_FIXTURES is
+set, under $VOXPIPE_FIXTURES/cosyvoice/ too (e.g. the official full-size sizes). Made by
+tests/fixtures/cosyvoice/generate_flow_hift.py from an official checkout.
+Tolerance: the manifest's (1e-4) x max(1, max |official|).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cosyvoice_cases import HERE, assert_close, fixture_cases
+
+from voxpipe.core.errors import ConfigError, WeightsError
+from voxpipe.plugins.cosyvoice.flow import CosyVoiceFlow, fixed_noise
+from voxpipe.plugins.cosyvoice.flow_ode import CosineEulerSolver, cosine_timesteps
+from voxpipe.testing import SolverConformance
+from voxpipe.testing.threads import one_torch_thread
+
+CASES = fixture_cases("flow_")
+TINY = HERE / "flow_tiny"
+_loaded: dict[Path, CosyVoiceFlow] = {}
+
+
+def flow_of(model_dir: Path) -> CosyVoiceFlow:
+    if model_dir not in _loaded:
+        _loaded[model_dir] = CosyVoiceFlow.create(model_dir=str(model_dir))
+    return _loaded[model_dir]
+
+
+def case_inputs(case: Path) -> tuple[dict, dict, dict[str, torch.Tensor]]:
+    manifest = json.loads((case / "manifest.json").read_text())
+    data = dict(np.load(case / manifest["data"]))
+    inputs = {name: torch.from_numpy(data[key]) for name, key in manifest["inputs"].items()}
+    return manifest, data, inputs
+
+
+def test_committed_cases_exist():
+    assert {"flow_tiny", "flow_tiny_unet"} <= {case.name for case in CASES if case.parent == HERE}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_flow_matches_official(case):
+    manifest, data, inputs = case_inputs(case)
+    flow = flow_of(case / manifest["model_dir"])
+    with one_torch_thread():
+        for run in manifest["runs"]:
+            noise = torch.from_numpy(data[run["noise"]]) if run["noise"] else None
+            mel, cache = flow.inference(**inputs, streaming=run["streaming"], finalize=run["finalize"], noise=noise,
+                                        n_timesteps=run["n_timesteps"])
+            assert cache is None
+            assert_close(run["name"], mel, data[run["expected"]], float(manifest["tolerance"]))
+
+
+def test_output_frames_follow_finalize_and_the_lookahead():
+    manifest, _, inputs = case_inputs(TINY)
+    flow = flow_of(TINY / manifest["model_dir"])
+    tokens = inputs["token"].shape[1]
+    with one_torch_thread():
+        final, _ = flow.inference(**inputs, streaming=True, finalize=True, n_timesteps=2)
+        partial, _ = flow.inference(**inputs, streaming=True, finalize=False, n_timesteps=2)
+    assert final.shape == (1, 80, flow.token_mel_ratio * tokens)
+    assert partial.shape == (1, 80, flow.token_mel_ratio * (tokens - flow.pre_lookahead_len))
+
+
+def test_streamed_chunks_reproduce_the_streaming_output():
+    """The official check (flow.py's __main__): with chunk-causal attention, each chunk made from
+    the tokens so far plus pre_lookahead_len right-context tokens gives the same frames as one
+    streaming pass over everything (prompt a whole number of chunks, as the official test)."""
+    manifest, _, _ = case_inputs(TINY)
+    flow = flow_of(TINY / manifest["model_dir"])
+    chunk = flow.params.encoder.static_chunk_size
+    g = torch.Generator().manual_seed(0)
+    token = torch.randint(0, flow.vocab_size, (1, 3 * chunk), generator=g)
+    prompt = torch.randint(0, flow.vocab_size, (1, chunk), generator=g)
+    feat, embedding = torch.randn(1, chunk * flow.token_mel_ratio, 80, generator=g), torch.randn(1, 192, generator=g)
+    with one_torch_thread():
+        whole, _ = flow.inference(token, prompt, feat, embedding, streaming=True, finalize=True, n_timesteps=3)
+        for start in range(0, token.shape[1], chunk):
+            end = start + chunk + flow.pre_lookahead_len
+            part, _ = flow.inference(token[:, :end], prompt, feat, embedding, streaming=True,
+                                     finalize=end >= token.shape[1], n_timesteps=3)
+            part = part[:, :, start * flow.token_mel_ratio:]
+            assert part.shape[2] == chunk * flow.token_mel_ratio
+            reference = whole[:, :, start * flow.token_mel_ratio:][:, :, :part.shape[2]]
+            torch.testing.assert_close(part, reference, atol=1e-4, rtol=0)
+
+
+def test_the_ode_runs_through_the_solver_and_guidance_components():
+    manifest, data, inputs = case_inputs(TINY)
+    run = next(r for r in manifest["runs"] if r["n_timesteps"] != 10)
+    noise = torch.from_numpy(data[run["noise"]])
+    model_dir = str(TINY / manifest["model_dir"])
+    # the step count as the solver's own parameter == the per-call override
+    four = CosyVoiceFlow.create(model_dir=model_dir, solver={"type": "cosine-euler", "num_steps": run["n_timesteps"]})
+    unguided = CosyVoiceFlow.create(model_dir=model_dir, guidance={"type": "cosyvoice-cfg", "scale": 0.0})
+    with one_torch_thread():
+        mel, _ = four.inference(**inputs, streaming=run["streaming"], finalize=run["finalize"], noise=noise)
+        assert_close("solver num_steps", mel, data[run["expected"]], float(manifest["tolerance"]))
+        guided, _ = flow_of(TINY / manifest["model_dir"]).inference(**inputs, noise=noise, n_timesteps=2)
+        plain, _ = unguided.inference(**inputs, noise=noise, n_timesteps=2)
+    assert flow_of(TINY / manifest["model_dir"]).guidance_scale == 0.7  # the yaml's inference_cfg_rate
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    with pytest.raises(ConfigError, match="cosyvoice-cfg"):
+        CosyVoiceFlow.create(model_dir=model_dir, guidance={"type": "classifier-free", "scale": 1.0})
+
+
+def test_cosine_grid_is_the_official_one():
+    grid = cosine_timesteps(10)
+    official = 1 - torch.cos(torch.linspace(0, 1, 11) * 0.5 * torch.pi)
+    assert torch.equal(grid, official)
+    assert torch.equal(CosineEulerSolver.create(num_steps=10).timesteps(10, 1.0), grid)
+    assert math.isclose(float(grid[1]), 1 - math.cos(math.pi / 20), abs_tol=1e-7)  # fine steps near noise
+
+
+class TestCosineEulerConformance(SolverConformance):
+    def make_solver(self):
+        return CosineEulerSolver(num_steps=4)
+
+
+def test_a_pipeline_section_builds_the_flow_with_its_solver(tmp_path):
+    """The YAML path: {type: cosyvoice-flow, solver: {...}} through the registry."""
+    from voxpipe.core.config import validate_component
+    from voxpipe.registry import get_registry
+
+    section = {"type": "cosyvoice-flow", "model_dir": str(TINY / "model"),
+               "solver": {"type": "cosine-euler", "num_steps": 3}, "guidance": {"type": "cosyvoice-cfg", "scale": 0.5}}
+    flow = validate_component("flow", section, "synthesizer.flow", "<test>", get_registry(), None).build("flow")
+    assert isinstance(flow.solver, CosineEulerSolver) and flow.solver.num_steps == 3
+    assert flow.guidance_scale == 0.5
+
+
+def test_default_noise_is_the_official_fixed_noise():
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(fixed_noise(80)[:, :, :50], torch.randn(1, 80, 15000, generator=generator)[:, :, :50])
+
+
+def test_bad_inputs_are_clear_errors():
+    manifest, _data, inputs = case_inputs(TINY)
+    flow = flow_of(TINY / manifest["model_dir"])
+
+    def call(**changes):
+        return flow.inference(**{**inputs, **changes}, n_timesteps=1)
+
+    with pytest.raises(ValueError, match="vocab_size"):
+        call(token=torch.full((1, 4), flow.vocab_size, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"prompt_feat must be \(1, frames, 80\)"):
+        call(prompt_feat=torch.zeros(1, 12, 100))
+    with pytest.raises(ValueError, match=r"embedding must be \(1, 192\)"):
+        call(embedding=torch.zeros(192))
+    with pytest.raises(ValueError, match="integer token ids"):
+        call(token=torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="noise must be"):
+        flow.inference(**inputs, noise=torch.zeros(1, 80, 3), n_timesteps=1)
+    with pytest.raises(ValueError, match="no tokens"):
+        flow.inference(**{**inputs, "token": torch.zeros(1, 0, dtype=torch.int32)})
+
+
+def _model_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(TINY / "model", folder)
+    return folder
+
+
+def test_checkpoint_with_missing_or_extra_keys_is_refused_naming_them(tmp_path):
+    folder = _model_copy(tmp_path)
+    state = torch.load(folder / "flow.pt", weights_only=True)
+    del state["encoder_proj.bias"]
+    state["decoder.estimator.extra.weight"] = torch.zeros(2)
+    torch.save(state, folder / "flow.pt")
+    with pytest.raises(WeightsError, match=r"missing keys: encoder_proj\.bias.*unexpected keys: decoder\.estimator\.extra"):
+        CosyVoiceFlow.create(model_dir=str(folder))
+
+
+def test_hyperparameters_outside_cosyvoice2_are_refused(tmp_path):
+    folder = _model_copy(tmp_path)
+    text = (folder / "cosyvoice2.yaml").read_text()
+    (folder / "cosyvoice2.yaml").write_text(text.replace("t_scheduler: 'cosine'", "t_scheduler: 'linear'"))
+    with pytest.raises(ConfigError, match="t_scheduler"):
+        CosyVoiceFlow.create(model_dir=str(folder))
+    (folder / "cosyvoice2.yaml").write_text(text.replace("use_cnn_module: False", "use_cnn_module: True"))
+    with pytest.raises(ConfigError, match="use_cnn_module"):
+        CosyVoiceFlow.create(model_dir=str(folder))
+    (folder / "flow.pt").unlink()
+    with pytest.raises(WeightsError, match="flow.pt"):
+        CosyVoiceFlow.create(model_dir=str(folder))

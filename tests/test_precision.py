@@ -1,0 +1,156 @@
+"""Precision/backend choice and the quality bound of the fused fast path (voxpipe.core.precision,
+`kernels: fused` of the ZipVoice acoustic models).
+
+Quality bound of `kernels: fused` against the reference kernels, on realistic activations (the
+fixture model's conditions from a real recorded prompt, the LuxTTS-style pipeline end to end):
+  - one decoder call: relative L2 error of the velocity <= 1e-4 (measured 1.4e-7 here, 2.5e-6 on
+    the full-size random-weight LuxTTS decoder at 938 frames: float32 rounding only);
+  - final audio: mean absolute difference of the 24 kHz Vocos log-mel (natural log) <= 1e-3
+    (measured 4.5e-6, max 7e-4; a just-audible change is of the order of 0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from voxpipe.core.config import build_config
+from voxpipe.core.cpu import CpuInfo
+from voxpipe.core.errors import ConfigError
+from voxpipe.core.pipeline import Pipeline
+from voxpipe.core.precision import (
+    AUTO_KERNELS,
+    choose_precision,
+    resolve,
+    supported_precisions,
+)
+from voxpipe.registry import get_registry
+from voxpipe.testing.fixtures import fixtures_root, tiny_pipeline_config
+from voxpipe.testing.threads import one_torch_thread
+
+PROMPT_TEXT = "He turned sharply, and faced Gregson across the table."
+AVX2 = CpuInfo("AMD EPYC (Zen 2)", 2, frozenset({"avx", "avx2", "fma"}))
+BF16 = CpuInfo("Intel Xeon (Sapphire Rapids)", 2, frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"}))
+
+
+def acoustic_class(name: str):
+    return get_registry().get("acoustic_model", name).cls
+
+
+# ---- quality bound of the fused kernels -------------------------------------------------------
+@pytest.fixture(scope="module")
+def pipelines():
+    def build(kernels: str) -> Pipeline:
+        config = tiny_pipeline_config()
+        config["synthesizer"]["acoustic_model"]["kernels"] = kernels
+        return Pipeline.from_config(config)
+
+    with one_torch_thread():
+        yield build("reference"), build("fused")
+
+
+@pytest.fixture(scope="module")
+def voice(pipelines):
+    with one_torch_thread():
+        return pipelines[0].encode_prompt(fixtures_root() / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
+
+
+def test_fused_decoder_call_stays_within_float32_rounding(pipelines, voice):
+    reference, fused = (p.synthesizer.acoustic_model for p in pipelines)
+    assert (reference.kernels, fused.kernels) == ("reference", "fused")
+    prompt = voice.tensors["prompt_features"]  # (Tp, F), a real recording's features (scaled)
+    prompt_tokens = voice.tensors["prompt_token_ids"].tolist()
+    with one_torch_thread(), torch.inference_mode():
+        lens = torch.tensor([prompt.shape[0]])
+        tokens = [prompt_tokens[: len(prompt_tokens) // 2]]
+        cond = reference.condition([prompt_tokens], tokens, prompt.unsqueeze(0), lens, 1.0)
+        x = torch.randn(1, cond.num_frames, reference.feature_dim, generator=torch.Generator().manual_seed(0))
+        v_ref = reference.velocity(x, 0.5, cond, guidance_scale=3.0)
+        v_fused = fused.velocity(x, 0.5, cond, guidance_scale=3.0)
+    relative = float((v_fused - v_ref).norm() / v_ref.norm())
+    assert v_ref.abs().max() > 0
+    assert relative <= 1e-4, f"fused decoder deviates {relative:.2e} (relative L2) from the reference kernels"
+
+
+def test_fused_audio_log_mel_distance_is_bounded(pipelines, voice):
+    text = "The keeper climbed the stairs with a lantern."
+    with one_torch_thread():
+        audio_ref = pipelines[0].synthesize(text, voice, seed=3)
+        audio_fused = pipelines[1].synthesize(text, voice, seed=3)
+    assert audio_ref.samples.shape == audio_fused.samples.shape
+    features = get_registry().get("features", "vocos-mel").cls()
+    mel_ref = features(torch.as_tensor(audio_ref.samples, dtype=torch.float32).reshape(-1))
+    mel_fused = features(torch.as_tensor(audio_fused.samples, dtype=torch.float32).reshape(-1))
+    distance = float((mel_ref - mel_fused).abs().mean())
+    assert distance <= 1e-3, f"log-mel distance of the fused path's audio {distance:.2e} > 1e-3"
+
+
+def test_unknown_kernels_value_is_a_config_error():
+    config = tiny_pipeline_config()
+    config["synthesizer"]["acoustic_model"]["kernels"] = "turbo"
+    with pytest.raises(ConfigError, match="kernels"):
+        build_config(config)
+
+
+# ---- choosing a precision ---------------------------------------------------------------------
+def test_supported_precisions_come_from_the_components_params():
+    assert supported_precisions(acoustic_class("zipvoice-distill")) == ("fp32", "bf16")
+    assert supported_precisions(acoustic_class("zipvoice-distill-onnx")) == ("fp32", "int8")
+
+
+def test_auto_is_fp32_on_avx2_and_bf16_only_with_native_bf16():
+    torch_precisions = ("fp32", "bf16")
+    assert choose_precision("auto", torch_precisions, AVX2) == "fp32"
+    assert choose_precision("auto", torch_precisions, BF16) == "bf16"
+    assert choose_precision("auto", ("fp32", "int8"), BF16) == "fp32"  # int8 is never automatic
+
+
+def test_bf16_without_native_bf16_is_a_clear_error():
+    with pytest.raises(ConfigError, match="avx512_bf16.*10x slower"):
+        choose_precision("bf16", ("fp32", "bf16"), AVX2)
+
+
+def test_int8_on_a_model_without_int8_graphs_names_the_export():
+    with pytest.raises(ConfigError, match="not available.*voxpipe export onnx"):
+        choose_precision("int8", ("fp32", "bf16"), BF16)
+
+
+def test_resolve_turns_a_choice_into_validated_overrides():
+    config = build_config(tiny_pipeline_config())
+    overrides, label = resolve(config, "auto", None, AVX2)
+    assert overrides == ["synthesizer.acoustic_model.dtype=float32",
+                         f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
+    assert "fp32" in label and AUTO_KERNELS in label
+    rebuilt = build_config(tiny_pipeline_config(), overrides)
+    assert rebuilt.components["synthesizer"].children["acoustic_model"].params.kernels == AUTO_KERNELS
+    fused = build_config(tiny_pipeline_config(), ["synthesizer.acoustic_model.kernels=fused"])
+    assert fused.components["synthesizer"].children["acoustic_model"].params.kernels == "fused"
+    overrides, _ = resolve(config, "bf16", None, BF16)
+    assert "synthesizer.acoustic_model.dtype=bfloat16" in overrides
+    assert "synthesizer.acoustic_model.kernels=reference" in overrides
+    assert resolve(config, None, None, AVX2)[0] == []  # no flag: the config as written
+
+
+def test_backend_other_than_the_configs_is_a_clear_error():
+    config = build_config(tiny_pipeline_config())
+    with pytest.raises(ConfigError, match="voxpipe export onnx"):
+        resolve(config, None, "onnx", AVX2)
+
+
+def test_cli_precision_flag_reaches_the_config(monkeypatch):
+    from voxpipe.commands import common
+
+    monkeypatch.setattr("voxpipe.core.precision.detect", lambda: AVX2)
+    parser = argparse.ArgumentParser()
+    common.add_config_args(parser)
+    args = parser.parse_args(["--config", "tiny", "--precision", "auto", "--set", "synthesizer.acoustic_model.kernels=fused"])
+    args.config = tiny_pipeline_config()
+    config = common.load_config(args)
+    acoustic = config.components["synthesizer"].children["acoustic_model"].params
+    assert (acoustic.dtype, acoustic.kernels) == ("float32", AUTO_KERNELS)  # the flag decides, after --set
+    args = parser.parse_args(["--precision", "bf16"])
+    args.config = tiny_pipeline_config()
+    with pytest.raises(ConfigError, match="bf16"):
+        common.load_config(args)

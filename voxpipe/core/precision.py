@@ -1,0 +1,131 @@
+"""`--precision {auto,fp32,bf16,int8}` / `--backend {torch,onnx}`: which arithmetic the acoustic model runs.
+
+A choice becomes ordinary config overrides of the pipeline's acoustic model (so it is validated,
+shown by `voxpipe config show` and reproducible), using only what that component's Params
+declare — no plugin is imported here:
+
+  dtype: Literal[..."float32", "bfloat16"]     torch models: fp32 / bf16
+  precision: Literal["fp32", "int8"]           onnxruntime models: fp32 / int8 graphs
+  kernels: Literal["reference", "fused"]       torch Zipformer: the fused fast path
+
+fp32 is the parity path (reference kernels, bit-identical to the official code). auto is the
+fastest path that meets the quality bound on the CPU at hand: bf16 only where the CPU has native
+bf16 (AVX-512 BF16 / AMX; emulated bf16 was 10x slower than fp32 on an AVX2 Zen 2), otherwise
+fp32, with the kernels AUTO_KERNELS names where the model has a choice (the fused kernels'
+deviation from the reference is bounded in tests/test_precision.py). int8 is never chosen automatically: it is opt-in, and only
+models with int8 graphs (the onnxruntime backend) offer it. Without a flag the config's own
+settings apply unchanged.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+
+from voxpipe.core.cpu import CpuInfo, detect
+from voxpipe.core.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+BACKENDS = ("torch", "onnx")
+_DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
+ACOUSTIC_KEY = "synthesizer.acoustic_model"
+# Kernels `auto` asks for where a model has a choice. The fused kernels (fewer memory passes, fp32)
+# were not measurably faster than the reference on the AVX2 machine of 2026-12-02 (one full-size
+# LuxTTS decoder call, 1 thread: 7.1-7.8 vs 6.8-7.5 CPU-s, busy machine; docs/performance.md), so
+# auto keeps the bit-exact reference until the idle side-by-side run shows `torch-fast` ahead.
+AUTO_KERNELS = "reference"
+
+
+def _literal_values(params: type, name: str) -> tuple:
+    field = params.model_fields.get(name)
+    if field is None:
+        return ()
+    return tuple(typing.get_args(field.annotation))
+
+
+def component_backend(cls: type) -> str:
+    """onnx for onnxruntime components (they take session thread counts), else torch."""
+    return "onnx" if "intra_op_threads" in cls.Params.model_fields else "torch"
+
+
+def supported_precisions(cls: type) -> tuple[str, ...]:
+    """The precisions a component's Params can express, in PRECISIONS order."""
+    dtypes = _literal_values(cls.Params, "dtype")
+    if dtypes:
+        return tuple(p for p, dtype in _DTYPE_OF.items() if dtype in dtypes)
+    precisions = _literal_values(cls.Params, "precision")
+    if precisions:
+        return tuple(p for p in PRECISIONS if p in precisions)
+    return ("fp32",)
+
+
+def has_fused_kernels(cls: type) -> bool:
+    return "fused" in _literal_values(cls.Params, "kernels")
+
+
+def choose_precision(requested: str, supported: Sequence[str], cpu: CpuInfo, where: str = "acoustic model") -> str:
+    """The concrete precision for `requested` (auto resolved), or a ConfigError saying why not."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        return "bf16" if cpu.has_bf16 and "bf16" in supported else "fp32"
+    if requested not in supported:
+        hint = ""
+        if requested == "int8":
+            hint = (" int8 needs int8 graphs: `voxpipe export onnx CONFIG -o DIR --int8`, then use "
+                    "DIR/pipeline_int8.yaml (backend onnx)")
+        raise ConfigError(f"precision {requested!r} is not available for {where} (it offers "
+                          f"{', '.join(supported)}).{hint}")
+    if requested == "bf16" and not cpu.has_bf16:
+        raise ConfigError(
+            f"precision 'bf16' needs native bf16 arithmetic (avx512_bf16 or amx_bf16), which this CPU "
+            f"({cpu.model}) lacks: torch would emulate it, 10x slower than fp32 on an AVX2 machine. Use "
+            f"--precision fp32 or auto (or set {ACOUSTIC_KEY}.dtype=bfloat16 in the config to force it).")
+    return requested
+
+
+def precision_overrides(cls: type, precision: str, kernels: str | None) -> dict[str, str]:
+    """Params values of component class `cls` that select `precision` (concrete) and `kernels`."""
+    values: dict[str, str] = {}
+    if _literal_values(cls.Params, "dtype"):
+        values["dtype"] = _DTYPE_OF[precision]
+    elif _literal_values(cls.Params, "precision"):
+        values["precision"] = precision
+    if kernels is not None and has_fused_kernels(cls):
+        values["kernels"] = kernels
+    return values
+
+
+def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | None = None) -> tuple[list[str], str]:
+    """(`KEY=VALUE` overrides, description) realizing the choice on a validated PipelineConfig.
+
+    A backend different from the config's is an error naming the way to get there (exported
+    graphs are files the torch config does not have).
+    """
+    cpu = cpu or detect()
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    family = config.components["synthesizer"]
+    acoustic = family.children.get("acoustic_model")
+    if acoustic is None:
+        if precision in (None, "auto", "fp32") and backend in (None, "torch"):
+            return [], f"{family.info.name}: fixed precision (fp32, torch)"
+        raise ConfigError(f"synthesizer {family.info.name!r} has no acoustic-model precision or backend choice "
+                          f"(only fp32 on torch)")
+    cls, name = acoustic.info.cls, acoustic.info.name
+    current = component_backend(cls)
+    if backend is not None and backend != current:
+        how = ("export it first: `voxpipe export onnx CONFIG -o DIR [--int8]`, then use DIR/pipeline.yaml"
+               if backend == "onnx" else "use the torch pipeline the graphs were exported from")
+        raise ConfigError(f"backend {backend!r}: this pipeline's acoustic model {name!r} runs on {current}; {how}")
+    if precision is None:
+        return [], f"{name}: as configured ({current})"
+    chosen = choose_precision(precision, supported_precisions(cls), cpu, where=f"acoustic model {name!r} ({current})")
+    kernels = None
+    if has_fused_kernels(cls):
+        kernels = AUTO_KERNELS if precision == "auto" else "reference"
+    values = precision_overrides(cls, chosen, kernels)
+    label = f"{name}: {chosen} on {current}" + (f", {kernels} kernels" if kernels else "")
+    if precision == "auto":
+        label += f" (auto on {cpu.vector_level}{', native bf16' if cpu.has_bf16 else ''})"
+    return [f"{ACOUSTIC_KEY}.{key}={value}" for key, value in values.items()], label
