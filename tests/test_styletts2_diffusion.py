@@ -267,3 +267,115 @@ def test_voice_create_is_refused_before_loading_for_a_configuration_without_styl
     styletts2 = StyleTTS2Synthesizer.Params.model_validate({"style_encoder": {"type": "styletts2"}})
     assert StyleTTS2Synthesizer.configured_to_clone(styletts2)
     assert not StyleTTS2Synthesizer.configured_to_clone(StyleTTS2Synthesizer.Params())
+
+
+# ---- single-speaker StyleTTS2 (multispeaker: false, LJSpeech) --------------------------------
+SINGLE = FIXTURES / "styletts2" / "ljspeech"
+
+
+def single_speaker_settings(**overrides) -> dict:
+    manifest = json.loads((SINGLE / "manifest.json").read_text())
+    found = sections_from_styletts2_config(read_styletts2_config(SINGLE / "config.yml"),
+                                           read_yaml(SINGLE / "plbert_config.yml", "PL-BERT"),
+                                           str(SINGLE / "config.yml"), manifest["decoder"])
+    found["style_denoiser"].pop("sigma_data")
+    return {**found, "style_encoder": None, "weights": str(SINGLE / "epochs_2nd.pth"),
+            "config_path": str(SINGLE / "config.yml"), "voice": None, "pad_end": False, **overrides}
+
+
+def single_speaker() -> StyleTTS2Synthesizer:
+    if "single" not in _BUILT:
+        _BUILT["single"] = StyleTTS2Synthesizer.create(**single_speaker_settings())
+    return _BUILT["single"]
+
+
+def test_multispeaker_false_config_yml_gives_the_text_only_denoiser():
+    found = sections_from_styletts2_config(read_styletts2_config(SINGLE / "config.yml"),
+                                           read_yaml(SINGLE / "plbert_config.yml", "PL-BERT"))
+    assert found["style_denoiser"]["type"] == "transformer"
+    assert sections()["style_denoiser"]["type"] == "style_transformer"
+    model = single_speaker()
+    assert model.single_speaker and not model.denoiser.net.reference_conditioned
+    assert not hasattr(model.denoiser.net, "to_features")
+    assert isinstance(model.denoiser.net.blocks[0].attention.norm, torch.nn.LayerNorm)
+
+
+def test_single_speaker_denoiser_refuses_a_reference_and_the_other_needs_one():
+    model, multi = single_speaker(), family()
+    x, bert = torch.zeros(1, 1, model.style_dim), torch.zeros(1, 4, model.plbert.bert.config.hidden_size)
+    with pytest.raises(ConfigError, match="single-speaker"):
+        model.denoiser(x, 1.0, bert, torch.zeros(1, model.style_dim))
+    with pytest.raises(ConfigError, match="needs a reference"):
+        multi.denoiser(torch.zeros(1, 1, multi.style_dim), 1.0,
+                       torch.zeros(1, 4, multi.plbert.bert.config.hidden_size), None)
+
+
+def test_single_speaker_has_no_voices_and_does_not_clone():
+    model = single_speaker()
+    assert model.clones_voices is False and model.voices() == [] and model.resolve_voice(None) is None
+    for voice in ("jf_alpha", model.new_voice({"style_pack": torch.zeros(model.style_dim)}, {})):
+        with pytest.raises(ConfigError, match="pass no voice"):
+            model.resolve_voice(voice)
+    with pytest.raises(ConfigError, match="no style_encoder"):
+        model.encode_voice([Audio(torch.from_numpy(speech_like(1.0)), RATE)], None)
+    params = StyleTTS2Synthesizer.Params.model_validate({"style_encoder": {"type": "styletts2"},
+                                                         "style_denoiser": {"type": "transformer"}})
+    assert not StyleTTS2Synthesizer.configured_to_clone(params)
+    with pytest.raises(ConfigError, match="style_encoder: null"):
+        StyleTTS2Synthesizer.create(**single_speaker_settings(style_encoder={"type": "styletts2", "dim_in": 4,
+                                                                             "style_dim": 16, "max_conv_dim": 16}))
+    with pytest.raises(ConfigError, match="no voices"):
+        StyleTTS2Synthesizer.create(**single_speaker_settings(voice="af"))
+
+
+def test_single_speaker_style_is_the_diffusion_sample_and_mixing_options_are_refused():
+    model = single_speaker()
+    ids = [47, 156, 102, 16, 56, 123]
+    first = model.run(ids, None, diffusion_generator=torch.Generator().manual_seed(0))
+    assert torch.equal(first.style, first.sampled)
+    again = model.run(ids, None, diffusion_generator=torch.Generator().manual_seed(0))
+    other = model.run(ids, None, diffusion_generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again.sampled, first.sampled) and not torch.allclose(other.sampled, first.sampled)
+    with pytest.raises(ConfigError, match="takes no style"):
+        model.run(ids, torch.zeros(model.style_dim))
+    for option in ("alpha", "beta"):
+        with pytest.raises(ConfigError, match=option):
+            model.synthesize([ids], None, model.options({option: 0.5}), seeds=[0])
+    guided = model.synthesize([ids], None, model.options({"embedding_scale": 2.0, "diffusion_steps": 3}), seeds=[0])
+    assert guided[0].numel() > 0
+
+
+def test_denoiser_kind_must_match_multispeaker_and_the_checkpoint():
+    """config.yml's multispeaker picks the denoiser; a single-speaker checkpoint skips only the
+    reference encoders, and only for its own denoiser: a multi-speaker one does not load."""
+    multi_denoiser = {**single_speaker_settings()["style_denoiser"], "type": "style_transformer"}
+    with pytest.raises(ConfigError, match="style_denoiser.type = 'style_transformer' but config.yml says 'transformer'"):
+        StyleTTS2Synthesizer.create(**single_speaker_settings(style_denoiser=multi_denoiser))
+    with pytest.raises(WeightsError, match="unexpected|to_features"):
+        StyleTTS2Synthesizer.create(**single_speaker_settings(config_path=None,
+                                                              style_denoiser={**multi_denoiser, "sigma_data": 0.2}))
+
+
+def test_single_speaker_pipeline_speaks_without_a_voice():
+    from voxpipe import Pipeline
+
+    pipeline = Pipeline.from_config({"tokenizer": {"type": "styletts2"},
+                                     "synthesizer": {"type": "styletts2", **single_speaker_settings()}})
+    audio = pipeline.synthesize("Hello there.", None, seed=3)
+    assert audio.sample_rate == RATE and audio.samples.numel() > 0
+    assert torch.equal(audio.samples, pipeline.synthesize("Hello there.", seed=3).samples)
+
+
+def test_ljspeech_config_validates_and_names_missing_weights(tmp_path, monkeypatch):
+    from voxpipe import Pipeline
+    from voxpipe.cli import main
+
+    assert main(["config", "validate", "styletts2_ljspeech"]) == 0
+    monkeypatch.setenv("VOXPIPE_WEIGHTS_DIR", str(tmp_path))  # empty: nothing is downloaded
+    with pytest.raises((ConfigError, WeightsError), match="StyleTTS2-LJSpeech.* not found"):
+        Pipeline.from_config("styletts2_ljspeech")
+
+
+class TestSingleSpeakerStyleTTS2IsASynthesizer(SynthesizerConformance):
+    def make_synthesizer(self):
+        return single_speaker()

@@ -30,9 +30,8 @@ BACKENDS = ("torch", "onnx")
 _DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
 ACOUSTIC_KEY = "synthesizer.acoustic_model"
 # Kernels `auto` asks for where a model has a choice. The fused kernels (fewer memory passes, fp32)
-# were not measurably faster than the reference on the AVX2 machine of 2026-12-02 (one full-size
-# LuxTTS decoder call, 1 thread: 7.1-7.8 vs 6.8-7.5 CPU-s, busy machine; docs/performance.md), so
-# auto keeps the bit-exact reference until the idle side-by-side run shows `torch-fast` ahead.
+# were not faster than the reference in the idle side-by-side run of 2026-12-02 (AVX2 EPYC, full-size
+# LuxTTS: 12.57 vs 12.25 s median; docs/performance.md), so auto keeps the bit-exact reference.
 AUTO_KERNELS = "reference"
 
 

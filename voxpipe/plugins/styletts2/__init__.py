@@ -8,7 +8,7 @@ KINDS = {
     "prosody_predictor": "text states + style -> durations, F0 and energy (StyleTTS2)",
     "decoder": "aligned text features, F0, energy, style -> waveform (StyleTTS2)",
     "style_encoder": "reference audio -> acoustic + prosodic style vectors (StyleTTS2)",
-    "style_denoiser": "noisy style + text states + reference style -> denoised style (StyleTTS2 style diffusion)",
+    "style_denoiser": "noisy style + text states (+ reference style) -> denoised style (StyleTTS2 style diffusion)",
     "style_sampler": "draws a style from a denoiser over a noise schedule (StyleTTS2 style diffusion)",
 }
 
@@ -21,7 +21,7 @@ def register_kinds(register):
 
 @hookimpl
 def register_components(register):
-    from voxpipe.plugins.styletts2.diffusion import StyleDenoiser
+    from voxpipe.plugins.styletts2.diffusion import StyleDenoiser, TextStyleDenoiser
     from voxpipe.plugins.styletts2.hifigan import HifiGanDecoder
     from voxpipe.plugins.styletts2.istftnet import StyleDecoder
     from voxpipe.plugins.styletts2.prosody import ProsodyPredictor
@@ -32,5 +32,5 @@ def register_components(register):
     from voxpipe.plugins.styletts2.tokenizer import StyleTTS2Tokenizer
 
     for cls in (PLBert, TextEncoder, ProsodyPredictor, StyleDecoder, HifiGanDecoder, StyleEncoder, StyleDenoiser,
-                ADPM2Sampler, StyleTTS2Tokenizer, StyleTTS2Synthesizer):
+                TextStyleDenoiser, ADPM2Sampler, StyleTTS2Tokenizer, StyleTTS2Synthesizer):
         register(cls)

@@ -38,6 +38,8 @@ UNUSED_KEYS = {"bert": ("pooler.weight", "pooler.bias", "embeddings.position_ids
 """Official keys with no counterpart, per official module (see the module docstring)."""
 TRAINING_ONLY_MODULES = ("text_aligner", "pitch_extractor", "mpd", "msd", "wd")
 """Modules of a StyleTTS2 checkpoint that inference does not use (see the module docstring)."""
+REFERENCE_ENCODER_MODULES = ("style_encoder", "predictor_encoder")
+"""The reference-audio encoders of a checkpoint (a single-speaker model's inference never reads them)."""
 DIFFUSION_ALIASES = ("unet.", "diffusion.net.")
 """The two names the official diffusion model saves its denoiser under."""
 

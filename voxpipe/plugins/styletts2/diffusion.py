@@ -9,6 +9,11 @@ style. The transformer sees [x repeated over T | embedding] (B, T, C + E), adds 
 self-attention blocks (AdaLayerNorm on the reference style), averages over T and projects
 back to C. Guidance: out_uncond + (out - out_uncond) * scale, where the unconditional pass
 replaces the text by a learned per-position `fixed_embedding` (scale 1 = one pass).
+
+Single-speaker models (official `multispeaker: false`, e.g. LJSpeech) use the official
+`Transformer1d` instead (`TextStyleDenoiser`, name `transformer`): the same layout without a
+reference style: plain LayerNorms in the attention, no `to_features`, the mapping from the
+noise level alone; `features` is None.
 Module names follow the official checkpoints (`blocks.N.attention...`, `to_out.1`, ...).
 """
 
@@ -27,15 +32,17 @@ from voxpipe.plugins.styletts2.layers import AdaLayerNorm
 
 
 class StyleAttention(nn.Module):
-    """Self-attention with style-conditioned layer norms on queries (`norm`) and keys/values
-    (`norm_context`). (B, T, D), (B, S) -> (B, T, D)."""
+    """Self-attention with layer norms on queries (`norm`) and keys/values (`norm_context`):
+    style-conditioned (AdaLayerNorm) with a style_dim, plain LayerNorms without one.
+    (B, T, D), (B, S) or None -> (B, T, D)."""
 
-    def __init__(self, features: int, style_dim: int, num_heads: int, head_features: int) -> None:
+    def __init__(self, features: int, style_dim: int | None, num_heads: int, head_features: int) -> None:
         super().__init__()
         mid = num_heads * head_features
         self.num_heads, self.scale = num_heads, head_features ** -0.5
-        self.norm = AdaLayerNorm(style_dim, features)
-        self.norm_context = AdaLayerNorm(style_dim, features)
+        self.conditioned = style_dim is not None
+        self.norm = AdaLayerNorm(style_dim, features) if self.conditioned else nn.LayerNorm(features)
+        self.norm_context = AdaLayerNorm(style_dim, features) if self.conditioned else nn.LayerNorm(features)
         self.to_q = nn.Linear(features, mid, bias=False)
         self.to_kv = nn.Linear(features, 2 * mid, bias=False)
         self.attention = nn.Module()
@@ -44,22 +51,26 @@ class StyleAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], x.shape[1], self.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        q = self._heads(self.to_q(self.norm(x, style)))
-        k, v = (self._heads(t) for t in self.to_kv(self.norm_context(x, style)).chunk(2, dim=-1))
+    def _normed(self, norm: nn.Module, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+        return norm(x, style) if self.conditioned else norm(x)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+        q = self._heads(self.to_q(self._normed(self.norm, x, style)))
+        k, v = (self._heads(t) for t in self.to_kv(self._normed(self.norm_context, x, style)).chunk(2, dim=-1))
         weights = (q @ k.transpose(-1, -2) * self.scale).softmax(dim=-1)
         out = (weights @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
         return self.attention.to_out(out)
 
 
 class StyleTransformerBlock(nn.Module):
-    def __init__(self, features: int, style_dim: int, num_heads: int, head_features: int, multiplier: int) -> None:
+    def __init__(self, features: int, style_dim: int | None, num_heads: int, head_features: int,
+                 multiplier: int) -> None:
         super().__init__()
         self.attention = StyleAttention(features, style_dim, num_heads, head_features)
         self.feed_forward = nn.Sequential(nn.Linear(features, features * multiplier), nn.GELU(),
                                           nn.Linear(features * multiplier, features))
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         x = x + self.attention(x, style)
         return x + self.feed_forward(x)
 
@@ -85,19 +96,23 @@ class _ChannelsFirst(nn.Module):
 
 
 class StyleTransformer(nn.Module):
-    """The official StyleTTS2 `StyleTransformer1d` (multi-speaker, no relative positions)."""
+    """The official StyleTTS2 `StyleTransformer1d` (multi-speaker, no relative positions), or
+    with `reference_conditioned=False` its `Transformer1d` (single-speaker: no reference style)."""
 
     def __init__(self, channels: int, embedding_features: int, num_layers: int, num_heads: int, head_features: int,
-                 multiplier: int, embedding_max_length: int) -> None:
+                 multiplier: int, embedding_max_length: int, reference_conditioned: bool = True) -> None:
         super().__init__()
         width = channels + embedding_features
-        self.blocks = nn.ModuleList(StyleTransformerBlock(width, channels, num_heads, head_features, multiplier)
+        self.reference_conditioned = reference_conditioned
+        style_dim = channels if reference_conditioned else None
+        self.blocks = nn.ModuleList(StyleTransformerBlock(width, style_dim, num_heads, head_features, multiplier)
                                     for _ in range(num_layers))
         self.to_out = nn.Sequential(_ChannelsFirst(), nn.Conv1d(width, channels, 1))
         self.to_mapping = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
         self.to_time = nn.Sequential(nn.Sequential(LearnedFourierTime(channels), nn.Linear(channels + 1, width)),
                                      nn.GELU())
-        self.to_features = nn.Sequential(nn.Linear(channels, width), nn.GELU())
+        if reference_conditioned:
+            self.to_features = nn.Sequential(nn.Linear(channels, width), nn.GELU())
         self.fixed_embedding = nn.Module()
         self.fixed_embedding.embedding = nn.Embedding(embedding_max_length, embedding_features)
 
@@ -106,14 +121,18 @@ class StyleTransformer(nn.Module):
         positions = torch.arange(embedding.shape[1], device=embedding.device)
         return self.fixed_embedding.embedding(positions).unsqueeze(0).expand(embedding.shape[0], -1, -1)
 
-    def run(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        mapping = self.to_mapping(self.to_time(time) + self.to_features(features)).unsqueeze(1)
+    def run(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor,
+            features: torch.Tensor | None) -> torch.Tensor:
+        mapped = self.to_time(time)
+        if self.reference_conditioned:
+            mapped = mapped + self.to_features(features)
+        mapping = self.to_mapping(mapped).unsqueeze(1)
         h = torch.cat([x.expand(-1, embedding.shape[1], -1), embedding], dim=-1)
         for block in self.blocks:
             h = block(h + mapping, features)
         return self.to_out(h.mean(dim=1, keepdim=True)).transpose(1, 2)  # (B, 1, C)
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor, features: torch.Tensor,
+    def forward(self, x: torch.Tensor, time: torch.Tensor, embedding: torch.Tensor, features: torch.Tensor | None,
                 embedding_scale: float = 1.0) -> torch.Tensor:
         out = self.run(x, time, embedding, features)
         if embedding_scale == 1.0:
@@ -129,6 +148,8 @@ class StyleDenoiser(Component, nn.Module):
     kind = "style_denoiser"
     name = "style_transformer"
     description = "StyleTTS2 style diffusion denoiser: StyleTransformer1d with EDM preconditioning"
+    reference_conditioned = True
+    """Whether the denoiser reads a reference style (`features`); False: single-speaker."""
 
     class Params(BaseParams):
         channels: int = Field(256, ge=2, description="style size, 2 x config style_dim")
@@ -152,14 +173,18 @@ class StyleDenoiser(Component, nn.Module):
                        "num_heads": num_heads, "head_features": head_features, "multiplier": multiplier,
                        "embedding_max_length": embedding_max_length}
         self.net = StyleTransformer(channels, embedding_features, num_layers, num_heads, head_features, multiplier,
-                                    embedding_max_length)
+                                    embedding_max_length, self.reference_conditioned)
 
     def sizes(self) -> dict:
         """The architecture's sizes (plus sigma_data when set), as the section spells them."""
         return {**self._sizes, **({"sigma_data": self.sigma_data} if self.sigma_data is not None else {})}
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, embedding: torch.Tensor, features: torch.Tensor,
-                embedding_scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, embedding: torch.Tensor,
+                features: torch.Tensor | None, embedding_scale: float = 1.0) -> torch.Tensor:
+        """features: (B, C) reference style; None (and only None) for a single-speaker denoiser."""
+        if (features is None) == self.reference_conditioned:
+            raise ConfigError(f"style_denoiser {self.name!r}: " + ("needs a reference style (features)"
+                              if self.reference_conditioned else "is single-speaker and takes no reference style"))
         if embedding.shape[1] > self.max_length:
             raise TextError(f"{embedding.shape[1]} tokens; the style diffusion reads at most {self.max_length}")
         sigmas = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(x.shape[0])
@@ -174,5 +199,16 @@ class StyleDenoiser(Component, nn.Module):
         return c_skip * x + c_out * predicted
 
     def describe(self) -> dict:
-        return {"channels": self.channels, "sigma_data": self.sigma_data}
+        return {"channels": self.channels, "sigma_data": self.sigma_data,
+                "reference_conditioned": self.reference_conditioned}
+
+
+class TextStyleDenoiser(StyleDenoiser):
+    """The single-speaker denoiser (official `Transformer1d`, config.yml `multispeaker: false`):
+    the style is drawn from the text alone, `features` is None. Same sizes, preconditioning and
+    guidance as `style_transformer`; module names follow the official checkpoints."""
+
+    name = "transformer"
+    description = "StyleTTS2 single-speaker style diffusion denoiser: Transformer1d (text only) with EDM preconditioning"
+    reference_conditioned = False
 

@@ -65,7 +65,8 @@ def _get(tree: dict, dotted: str, where: str) -> Any:
 def sections_from_styletts2_config(config: dict[str, Any], plbert: dict[str, Any], where: str = "config.yml",
                                    decoder_widths: dict[str, int] | None = None) -> dict[str, dict]:
     """config.yml + PL-BERT config.yml -> the synthesizer's {plbert, text_encoder,
-    prosody_predictor, decoder, style_encoder, style_denoiser} sections.
+    prosody_predictor, decoder, style_encoder, style_denoiser} sections (style_denoiser
+    `style_transformer` for `multispeaker: true`, `transformer` for single-speaker models).
 
     decoder_widths: `hidden` / `residual_dim` when they differ from the official 1024 / 64
     (only test fixtures shrink them)."""
@@ -98,12 +99,16 @@ def sections_from_styletts2_config(config: dict[str, Any], plbert: dict[str, Any
     }
     if "embedding_size" in bert:
         sections["plbert"]["embedding_size"] = bert["embedding_size"]
-    if params.get("multispeaker", False):
+    multispeaker = params.get("multispeaker", False)
+    if not isinstance(multispeaker, bool):
+        raise ConfigError(f"{where}: model_params.multispeaker is {multispeaker!r}; expected true or false")
+    if isinstance(params.get("diffusion"), dict):
+        # multi-speaker: StyleTransformer1d (reads the reference style); single-speaker: Transformer1d
         transformer = _get(params, "diffusion.transformer", where)
         if transformer.get("use_rel_pos", False):
             raise ConfigError(f"{where}: diffusion.transformer.use_rel_pos is not supported (no published model uses it)")
         sections["style_denoiser"] = {
-            "type": "style_transformer", "channels": 2 * style, "embedding_features": sections["plbert"]["hidden_size"],
+            "type": "style_transformer" if multispeaker else "transformer", "channels": 2 * style, "embedding_features": sections["plbert"]["hidden_size"],
             # embedding_max_length stays the transformer's default 512: build_model does not pass it
             "sigma_data": float(_get(params, "diffusion.dist.sigma_data", where)),
             **{k: _get(transformer, k, where + " diffusion.transformer")

@@ -11,7 +11,9 @@ style packs (one row per utterance length); `configs/kokoro_torch.yaml` loads it
 weights. StyleTTS2 proper adds a style encoder (voices from reference audio: `encode_voice`)
 and style diffusion: a denoiser conditioned on the PL-BERT states and the reference style,
 sampled by a `style_sampler`, the sample mixed with the reference (alpha for the acoustic half,
-beta for the prosodic half); `configs/styletts2_libritts.yaml`. See docs/styletts2.md.
+beta for the prosodic half); `configs/styletts2_libritts.yaml`. A single-speaker model
+(`multispeaker: false`, LJSpeech) has a text-only denoiser (`transformer`) and no voices: the
+style is the diffusion sample itself; `configs/styletts2_ljspeech.yaml`. See docs/styletts2.md.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from voxpipe.plugins.kokoro.assets import (
 )
 from voxpipe.plugins.kokoro.voices import VoiceBank, load_voice_packs
 from voxpipe.plugins.styletts2.checkpoints import (
+    REFERENCE_ENCODER_MODULES,
     load_official_modules,
     read_official_checkpoint,
     target_modules,
 )
+from voxpipe.plugins.styletts2.diffusion import TextStyleDenoiser
 from voxpipe.plugins.styletts2.layers import lengths_mask
 from voxpipe.plugins.styletts2.styletts2_config import (
     config_mismatches,
@@ -105,7 +109,7 @@ class StyleTTS2Synthesizer(Synthesizer):
 
     @classmethod
     def configured_to_clone(cls, params) -> bool:
-        return params.style_encoder is not None
+        return params.style_encoder is not None and not _is_single_speaker(params.style_denoiser)
 
     class Params(BaseParams):
         plbert: Any = nested("plbert", {"type": "albert"})
@@ -168,6 +172,13 @@ class StyleTTS2Synthesizer(Synthesizer):
             from voxpipe.plugins.styletts2.sampler import ADPM2Sampler
 
             self.sampler = ADPM2Sampler.create()
+        self.single_speaker = _is_single_speaker(self.denoiser)
+        if self.single_speaker and self.style_encoder is not None:
+            raise ConfigError(f"{COMPONENT}: style_denoiser 'transformer' is single-speaker (the style comes from the "
+                              "text alone); set style_encoder: null (a reference would never be read)")
+        if self.single_speaker and (voice is not None or voices_path is not None):
+            raise ConfigError(f"{COMPONENT}: a single-speaker model (style_denoiser 'transformer') has no voices: set "
+                              f"voice: null and voices_path: null (got voice {voice!r}, voices_path {voices_path!r})")
         self.clones_voices = self.style_encoder is not None
         self._check_widths()
         self.sample_rate = int(self.decoder.sample_rate)
@@ -204,8 +215,9 @@ class StyleTTS2Synthesizer(Synthesizer):
         return (self.plbert, self.text_encoder, self.predictor, self.decoder, *extra)
 
     def _voice_bank(self, voices_path: str | None) -> VoiceBank | None:
-        """Style packs (Kokoro); none for a configuration with a style encoder and no voices_path."""
-        if voices_path is None and self.style_encoder is not None:
+        """Style packs (Kokoro); none for a StyleTTS2 configuration (a style encoder or style
+        diffusion) without voices_path."""
+        if voices_path is None and (self.style_encoder is not None or self.denoiser is not None):
             return None
         return VoiceBank(load_voice_packs(resolve(voices_path, "Kokoro voices") if voices_path
                                           else bundled_voices_path(COMPONENT)))
@@ -273,8 +285,8 @@ class StyleTTS2Synthesizer(Synthesizer):
                 "dim_in": encoder.acoustic.shared[0].out_channels, "style_dim": encoder.style_dim,
                 "n_mels": encoder.mel.filters.shape[1], "sample_rate": encoder.sample_rate,
                 "n_fft": encoder.mel.n_fft, "win_length": encoder.mel.win_length, "hop_length": encoder.mel.hop_length}
-        if self.denoiser is not None:
-            sections["style_denoiser"] = self.denoiser.sizes()
+        if self.denoiser is not None:  # its type: multi-speaker style_transformer or single-speaker transformer
+            sections["style_denoiser"] = {"type": self.denoiser.name, **self.denoiser.sizes()}
         return sections
 
     def _check_widths(self) -> None:
@@ -337,6 +349,8 @@ class StyleTTS2Synthesizer(Synthesizer):
             targets["predictor_encoder"] = self.style_encoder.prosodic
         if self.denoiser is not None:
             targets["diffusion"] = self.denoiser.net
+        # a single-speaker checkpoint still holds the reference encoders training used; inference never reads them
+        unused = REFERENCE_ENCODER_MODULES if self.single_speaker else ()
         if weights is None:
             if len(targets) > 5:
                 raise ConfigError(f"{COMPONENT}: a configuration with a style encoder or style diffusion needs weights: "
@@ -353,7 +367,7 @@ class StyleTTS2Synthesizer(Synthesizer):
         else:
             raise WeightsError(f"{path}: StyleTTS2 weights are a StyleTTS2 or Kokoro .pth or a Kokoro .onnx export; "
                                f"got {path.suffix!r}")
-        load_official_modules(targets, checkpoint, path)
+        load_official_modules(targets, {k: v for k, v in checkpoint.items() if k not in unused}, path)
         return str(path)
 
     # ---- voices ----------------------------------------------------------------------------
@@ -365,7 +379,13 @@ class StyleTTS2Synthesizer(Synthesizer):
 
     def resolve_voice(self, voice: Voice | str | None) -> torch.Tensor:
         """A voice name or blend (None = the default), a styletts2 voice file, or a caller's own
-        (D,) vector / (L, D) pack -> (L, D) or (D,) float32 style tensor."""
+        (D,) vector / (L, D) pack -> (L, D) or (D,) float32 style tensor. A single-speaker model
+        takes no voice (None -> None: its style is drawn from the text by style diffusion)."""
+        if self.single_speaker:
+            if voice is not None:
+                raise ConfigError(f"{COMPONENT}: this single-speaker model speaks with its one trained voice, its style "
+                                  "drawn from the text by style diffusion; pass no voice")
+            return None
         if voice is None or isinstance(voice, str):
             if self.bank is None or (voice is None and self.default_voice is None):
                 raise ConfigError(f"{COMPONENT} has no built-in voices in this configuration: pass a voice file made "
@@ -429,7 +449,7 @@ class StyleTTS2Synthesizer(Synthesizer):
 
     # ---- text ------------------------------------------------------------------------------
     def default_tokenizer(self):
-        if self.style_encoder is not None:  # StyleTTS2's symbol table (Kokoro's is misaki's)
+        if self.style_encoder is not None or self.denoiser is not None:  # StyleTTS2's symbols (Kokoro: misaki's)
             from voxpipe.plugins.styletts2.tokenizer import StyleTTS2Tokenizer
 
             return StyleTTS2Tokenizer.create()
@@ -443,7 +463,7 @@ class StyleTTS2Synthesizer(Synthesizer):
     # ---- generation ------------------------------------------------------------------------
     def synthesize(self, token_ids, voice, options, seeds, noise=None) -> list[torch.Tensor]:
         speed = self.speed if options.speed is None else options.speed
-        style = voice if isinstance(voice, torch.Tensor) else self.resolve_voice(voice)
+        style = voice if isinstance(voice, torch.Tensor) or self.single_speaker else self.resolve_voice(voice)
         diffusion = self._diffusion_settings(options)
         waves = []
         for ids, seed in zip(token_ids, seeds):
@@ -453,7 +473,7 @@ class StyleTTS2Synthesizer(Synthesizer):
                 continue
             # one generator per sequence: the diffusion's draws first, then the decoder's (the official order)
             seeded = torch.Generator(device=self.device).manual_seed(int(seed))
-            result = self.run(ids, self.style_row(style, len(ids)), speed, seeded if self.source_noise else None,
+            result = self.run(ids, None if self.single_speaker else self.style_row(style, len(ids)), speed, seeded if self.source_noise else None,
                               diffusion_generator=seeded, **diffusion)
             audio = result.audio.reshape(1, -1)
             if self.trim_end_samples:
@@ -468,6 +488,10 @@ class StyleTTS2Synthesizer(Synthesizer):
         if given and self.denoiser is None:
             raise ConfigError(f"options {', '.join(sorted(given))} steer style diffusion; this configuration has none "
                               "(no style_denoiser: Kokoro)")
+        mixing = sorted(key for key in ("alpha", "beta") if key in given)
+        if mixing and self.single_speaker:
+            raise ConfigError(f"options {', '.join(mixing)} mix the diffusion sample with a reference style; a "
+                              "single-speaker model has none (its style is the sample itself)")
         return given
 
     def _check_ids(self, token_ids) -> list[int]:
@@ -481,7 +505,7 @@ class StyleTTS2Synthesizer(Synthesizer):
         return ids
 
     @torch.inference_mode()
-    def run(self, ids: list[int], style: torch.Tensor, speed: float = 1.0,
+    def run(self, ids: list[int], style: torch.Tensor | None, speed: float = 1.0,
             generator: torch.Generator | None = None, frames: torch.Tensor | None = None, *,
             diffusion_generator: torch.Generator | None = None, diffusion_noises: Sequence[torch.Tensor] | None = None,
             alpha: float | None = None, beta: float | None = None, embedding_scale: float | None = None,
@@ -494,19 +518,28 @@ class StyleTTS2Synthesizer(Synthesizer):
         With style diffusion, `style` is the reference style: a style is sampled from the text
         and the reference (noise from `diffusion_noises`, see `ADPM2Sampler.noise_shapes`, or
         `diffusion_generator`), then mixed: acoustic = alpha * sampled + (1 - alpha) * reference,
-        prosodic likewise with beta (None: the configured alpha, beta, embedding_scale, steps)."""
+        prosodic likewise with beta (None: the configured alpha, beta, embedding_scale, steps).
+        A single-speaker model takes style None and uses the sample as it is (no alpha/beta)."""
         device = self.device
         tokens = torch.tensor([[PAD_ID, *ids, *([PAD_ID] if self.pad_end else [])]], dtype=torch.long, device=device)
         lengths = torch.tensor([tokens.shape[1]], device=device)
         pad_mask = lengths_mask(lengths, tokens.shape[1])
-        style = style.to(device=device, dtype=torch.float32).reshape(1, -1)
+        if (style is None) != self.single_speaker:
+            raise ConfigError(f"{COMPONENT}: " + ("a single-speaker model takes no style (style=None)"
+                              if self.single_speaker else "a style is needed"))
+        if style is not None:
+            style = style.to(device=device, dtype=torch.float32).reshape(1, -1)
 
         bert = self.plbert.hidden_states(tokens, pad_mask)
         sampled = None
         if self.denoiser is not None:
             sampled = self._sample_style(bert, style, diffusion_generator, diffusion_noises, embedding_scale,
                                          diffusion_steps)
-            style = self._mix(sampled, style, self.alpha if alpha is None else alpha, self.beta if beta is None else beta)
+            if self.single_speaker:
+                style = sampled  # the official LJSpeech inference: the sample is the style
+            else:
+                style = self._mix(sampled, style, self.alpha if alpha is None else alpha,
+                                  self.beta if beta is None else beta)
         half = style.shape[1] // 2
         acoustic, prosodic = style[:, :half], style[:, half:]
         projected = self.plbert.project(bert)
@@ -524,16 +557,16 @@ class StyleTTS2Synthesizer(Synthesizer):
         audio = self.decoder(asr, f0, energy, acoustic, generator)
         return Intermediates(bert, projected, durations, frames, f0, energy, asr, audio, style, sampled)
 
-    def _sample_style(self, bert: torch.Tensor, reference: torch.Tensor, generator: torch.Generator | None,
+    def _sample_style(self, bert: torch.Tensor, reference: torch.Tensor | None, generator: torch.Generator | None,
                       noises: Sequence[torch.Tensor] | None, embedding_scale: float | None,
                       steps: int | None) -> torch.Tensor:
-        """(1, T, H) PL-BERT states, (1, 2S) reference -> (1, 2S) sampled style."""
+        """(1, T, H) PL-BERT states, (1, 2S) reference (None: single-speaker) -> (1, 2S) sampled style."""
         scale = self.embedding_scale if embedding_scale is None else embedding_scale
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             return self.denoiser(x, sigma, bert, reference, scale)
 
-        shape = (1, 1, reference.shape[1])
+        shape = (1, 1, self.style_dim)
         return self.sampler.sample(denoise, shape, generator=generator, noises=noises, num_steps=steps,
                                    device=self.device).reshape(1, -1)
 
@@ -548,7 +581,15 @@ class StyleTTS2Synthesizer(Synthesizer):
     def describe(self) -> dict:
         return {**super().describe(), "max_tokens": self.max_tokens, "voices": self.voices(),
                 "device": str(self.device), "weights": self.weights_source,
-                "style_diffusion": self.denoiser is not None, "clones_voices": self.clones_voices}
+                "style_diffusion": self.denoiser is not None, "clones_voices": self.clones_voices,
+                "single_speaker": self.single_speaker}
+
+
+def _is_single_speaker(denoiser: Any) -> bool:
+    """Whether a style_denoiser (built, or its config section) is the text-only single-speaker one."""
+    if isinstance(denoiser, dict):
+        return denoiser.get("type") == TextStyleDenoiser.name
+    return denoiser is not None and not getattr(denoiser, "reference_conditioned", True)
 
 
 def _delay_frames(x: torch.Tensor, delay: int) -> torch.Tensor:
