@@ -47,16 +47,18 @@ def _one_thread():
     with one_torch_thread():
         yield
 TINY = HERE / "stream_tiny"
+TINY_CV3 = HERE / "stream_cv3_tiny"  # LM of lm_cv3_tiny, DiT flow of flow_cv3_tiny, causal HiFT of hift_cv3_tiny
 
 
 def pipeline_config(case: Path, **synthesizer) -> dict:
     manifest = json.loads((case / "manifest.json").read_text())
     lm_dir = str(case / manifest["lm_dir"])
     return {"synthesizer": {"type": "cosyvoice", "tokenizer": f"{lm_dir}/CosyVoice-BlankEN",
-                            "lm": {"type": "cosyvoice-lm", "model_dir": lm_dir},
+                            "lm": {"type": "cosyvoice-lm", "model_dir": lm_dir, **manifest.get("lm_params", {})},
                             "flow": {"type": "cosyvoice-flow", "model_dir": str(case / manifest["flow_dir"])},
-                            "vocoder": {"type": "cosyvoice-hift", "model_dir": str(case / manifest["hift_dir"])},
-                            **synthesizer},
+                            "vocoder": {"type": "cosyvoice-hift", "model_dir": str(case / manifest["hift_dir"]),
+                                        **manifest.get("hift_params", {})},
+                            **manifest.get("settings", {}), **synthesizer},
             "settings": {"trim_silence": False}}
 
 
@@ -111,13 +113,14 @@ def test_stream_chunks_arrive_before_the_end():
     assert [c.shape[1] for c in chunks] == manifest["chunk_samples"]
 
 
-def test_streaming_session_is_deterministic_however_text_is_pushed():
+@pytest.mark.parametrize("case", [TINY, TINY_CV3], ids=["cosyvoice2", "cosyvoice3"])
+def test_streaming_session_is_deterministic_however_text_is_pushed(case):
     from voxpipe.core.audio import to_pcm16
     from voxpipe.streaming import StreamingSession
     from voxpipe.streaming.chunking import sentence_pipeline
 
-    pipeline = tiny_pipeline()
-    voice = case_voice(TINY, pipeline.synthesizer)
+    pipeline = tiny_pipeline(case)
+    voice = case_voice(case, pipeline.synthesizer)
     text = "Hello. The world."
     outputs = []
     with one_torch_thread():
@@ -199,7 +202,7 @@ def test_griffin_lim_on_the_flow_mel_is_a_compatible_mix():
 
 
 # ---- bundled configs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["cosyvoice2", "cosyvoice2_griffin_lim"])
+@pytest.mark.parametrize("name", ["cosyvoice2", "cosyvoice2_griffin_lim", "cosyvoice3"])
 def test_bundled_configs_validate_and_name_missing_files(name, tmp_path):
     from voxpipe import Pipeline
     from voxpipe.core.config import build_config
@@ -294,3 +297,86 @@ def test_missing_front_end_files_are_named_before_any_work(tmp_path):
     family = tiny_pipeline().synthesizer  # built without front-end files
     with pytest.raises(WeightsError, match=r"speech_tokenizer_v2\.onnx.*synthesizer\.speech_tokenizer\.model"):
         family.encode_voice([tmp_path / "does-not-matter.wav"], ["text"])
+
+
+# ---- CosyVoice3 ---------------------------------------------------------------------------------------
+def test_cosyvoice3_is_detected_from_the_hyperparameters():
+    family = tiny_pipeline(TINY_CV3).synthesizer
+    assert family.version == "cosyvoice3" and family.describe()["version"] == "cosyvoice3"
+    assert family.flow.variant == "CosyVoice3" and family.vocoder.causal
+    assert family.speech_tokenizer_file == "speech_tokenizer_v3.onnx"
+    assert family.voice_fingerprint()["version"] == "cosyvoice3"
+    tokenizer = family.default_tokenizer()
+    assert tokenizer.version == "cosyvoice3" and tokenizer.token_id("[AA0]") is not None
+    assert family.lm.endofprompt_id == tokenizer.token_id("<|endofprompt|>")
+    assert tiny_pipeline(TINY).synthesizer.version == "cosyvoice2"
+
+
+def test_endofprompt_id_comes_from_the_tokenizer_unless_set():
+    from voxpipe import Pipeline
+
+    config = pipeline_config(TINY_CV3)
+    del config["synthesizer"]["lm"]["endofprompt_id"]
+    family = Pipeline.from_config(config).synthesizer
+    tokenizer_id = family.default_tokenizer().token_id("<|endofprompt|>")
+    assert family.lm.endofprompt_id == tokenizer_id != 151646
+    config["synthesizer"]["lm"]["endofprompt_id"] = 151646  # set: kept (e.g. the official vocabulary's)
+    family = Pipeline.from_config(config).synthesizer
+    family.default_tokenizer()
+    assert family.lm.endofprompt_id == 151646
+
+
+def test_cosyvoice3_prompt_needs_endofprompt():
+    family = tiny_pipeline(TINY_CV3).synthesizer
+    prefix = "You are a helpful assistant.<|endofprompt|>"
+    assert family.prompt_text("Hello there") == prefix + "Hello there"
+    assert family.prompt_text("Speak fast.<|endofprompt|>Hi") == "Speak fast.<|endofprompt|>Hi"
+    assert tiny_pipeline(TINY).synthesizer.prompt_text("Hello there") == "Hello there"
+    voice = case_voice(TINY_CV3, family)
+    voice.tensors["prompt_text"] = torch.tensor([9, 44, 12])  # no <|endofprompt|>
+    with pytest.raises(ConfigError, match=r"<\|endofprompt\|>"):
+        family.synthesize([[11, 23]], family.resolve_voice(voice), family.options({}), [0])
+
+
+@pytest.mark.parametrize("swap", ["flow", "vocoder"])
+def test_cosyvoice2_and_3_parts_do_not_mix(swap):
+    from voxpipe import Pipeline
+
+    cv2 = pipeline_config(TINY)["synthesizer"]
+    config = pipeline_config(TINY_CV3, **{swap: cv2[swap]})
+    with pytest.raises(CompatibilityError, match="CosyVoice3.*CosyVoice2|CosyVoice2.*CosyVoice3"):
+        Pipeline.from_config(config)
+
+
+def test_cosyvoice3_encode_voice_uses_v3_tokenizer_and_its_mel(tmp_path):
+    pytest.importorskip("onnx")
+    from voxpipe import Pipeline
+    from voxpipe.plugins.cosyvoice.frontend import prompt_mel
+
+    family = tiny_pipeline(TINY_CV3).synthesizer
+    with pytest.raises(WeightsError, match=r"speech_tokenizer_v3\.onnx.*synthesizer\.speech_tokenizer\.model"):
+        family.encode_voice([tmp_path / "does-not-matter.wav"], ["text"])
+    write_tiny_frontend(tmp_path, family.lm.speech_token_size)
+    (tmp_path / "speech_tokenizer_v2.onnx").rename(tmp_path / "speech_tokenizer_v3.onnx")
+    config = pipeline_config(TINY_CV3, speech_tokenizer={"type": "cosyvoice-speech-tokenizer", "model": str(tmp_path),
+                                                         "version": "cosyvoice3"},
+                             speaker_encoder={"type": "campplus", "model": str(tmp_path)})
+    pipeline = Pipeline.from_config(config)
+    t = torch.arange(int(24000 * 1.5)) / 24000
+    clip = Audio((0.4 * torch.sin(2 * torch.pi * 200 * t) * (1 + torch.sin(2 * torch.pi * 3 * t))).float(), 24000)
+    voice = pipeline.encode_prompt(clip, text="Hello there")
+    tokenizer = pipeline.synthesizer.default_tokenizer()
+    assert voice.tensors["prompt_text"].tolist() == tokenizer.encode("You are a helpful assistant.<|endofprompt|>"
+                                                                     "Hello there")
+    feat = voice.tensors["prompt_feat"]
+    full_band = prompt_mel(clip.samples.reshape(-1), fmax=None)[:feat.shape[0]]  # cosyvoice3.yaml: fmax null
+    torch.testing.assert_close(feat, full_band)
+    with one_torch_thread():
+        audio = pipeline.synthesize("Hi.", voice, seed=0)
+    assert audio.samples.numel() > 0
+
+
+def test_a_cosyvoice2_voice_is_refused_by_cosyvoice3():
+    cv2, cv3 = tiny_pipeline(TINY).synthesizer, tiny_pipeline(TINY_CV3).synthesizer
+    with pytest.raises(ConfigError, match=r"version: voice 'cosyvoice2', pipeline 'cosyvoice3'"):
+        cv3.resolve_voice(case_voice(TINY, cv2))

@@ -39,6 +39,7 @@ def fixture_cases(prefix: str, kind: str) -> list[Path]:
 
 LM_CASES = fixture_cases("lm_", "lm")
 TINY = HERE / "lm_tiny" / "model"
+TINY_CV3 = HERE / "lm_cv3_tiny"
 
 
 def test_committed_lm_cases_exist():
@@ -54,7 +55,8 @@ def load_case(case: Path, cache: dict):
     if case not in cache:
         manifest = json.loads((case / "manifest.json").read_text())
         expected = json.loads((case / manifest["expected"]).read_text())
-        lm = CosyVoiceLM.create(model_dir=str(case / manifest["model_dir"]), **manifest.get("sampling", {}))
+        lm = CosyVoiceLM.create(model_dir=str(case / manifest["model_dir"]), **manifest.get("sampling", {}),
+                                **manifest.get("lm_params", {}))
         cache[case] = (lm, manifest, expected)
     return cache[case]
 
@@ -82,7 +84,8 @@ def test_text_tokenizer_matches_official(case):
     expected = json.loads((case / manifest["expected"]).read_text())
     if "tokenizer" not in manifest.get("checks", []):
         pytest.skip(f"{case.name} records no tokenizer check")
-    tokenizer = CosyVoiceTextTokenizer.create(path=str(case / manifest["model_dir"] / "CosyVoice-BlankEN"))
+    tokenizer = CosyVoiceTextTokenizer.create(path=str(case / manifest["model_dir"] / "CosyVoice-BlankEN"),
+                                              version=manifest.get("tokenizer_version", "cosyvoice2"))
     for text, ids in expected["tokenizer"].items():
         assert tokenizer.encode(text) == ids, text
 
@@ -148,6 +151,39 @@ def test_unloaded_lm_says_what_to_set():
         list(lm.generate([1]))
 
 
+# ---- CosyVoice3 ----------------------------------------------------------------------------------
+def cv3_lm(**params):
+    manifest = json.loads((TINY_CV3 / "manifest.json").read_text())
+    return CosyVoiceLM.create(model_dir=str(TINY_CV3 / "model"), **{**manifest["lm_params"], **params})
+
+
+def test_cv3_layout_and_stop_rows():
+    lm = cv3_lm()
+    size = lm.speech_token_size
+    assert lm.variant == "CosyVoice3LM" and not hasattr(lm.model, "llm_embedding")
+    assert lm.model.llm_decoder.bias is None and lm.model.llm_decoder.out_features == size + 200
+    assert lm.model.stop_tokens == frozenset(range(size, size + 200))
+    assert (lm.model.sos, lm.model.eos, lm.model.task_id, lm.model.min_len_masked) == (size, size + 1, size + 2, size)
+    assert lm.first_logprobs([5, lm.endofprompt_id]).shape == (size + 200,)
+
+
+def test_cv3_needs_endofprompt():
+    lm = cv3_lm()
+    with pytest.raises(ConfigError, match=rf"<\|endofprompt\|> \(id {lm.endofprompt_id}, lm.endofprompt_id\)"):
+        next(lm.generate([11, 23], [9, 44]))
+    with one_torch_thread():  # in the text instead of the prompt text is fine too
+        next(lm.generate([11, lm.endofprompt_id, 23], [9, 44], generator=torch.Generator().manual_seed(0)))
+    assert CosyVoiceLM.create(model_dir=str(TINY_CV3 / "model")).endofprompt_id == 151646  # the official vocabulary's
+
+
+def test_cv3_checkpoint_in_cv2_layout_is_refused(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(TINY_CV3 / "model", folder)
+    shutil.copy(TINY / "llm.pt", folder / "llm.pt")  # a CosyVoice2 checkpoint beside cosyvoice3.yaml
+    with pytest.raises(WeightsError, match=r"CosyVoice3LM.*unexpected keys: .*llm_embedding.weight"):
+        CosyVoiceLM.create(model_dir=str(folder))
+
+
 # ---- hyper-parameters read as data ---------------------------------------------------------
 def test_hyperparams_of_the_fixture():
     params = read_hyperparams(TINY / "cosyvoice2.yaml")
@@ -164,6 +200,15 @@ def test_hyperparams_expressions_and_refs():
                                "  istft_params: {n_fft: 16, hop_len: 4}\n")
     assert params.tree["c"] == 50 and params.tree["d"] == 25
     assert params.hift.hop_length == 480
+
+
+def test_hyperparams_name_the_version_and_tokenizer_set():
+    params = read_hyperparams(TINY_CV3 / "model" / "cosyvoice3.yaml")
+    assert params.version == "cosyvoice3" and params.tokenizer_version == "cosyvoice3"
+    assert read_hyperparams(TINY / "cosyvoice2.yaml").version == "cosyvoice2"
+    text = "get_tokenizer: !name:cosyvoice.tokenizer.tokenizer.get_qwen_tokenizer\n  version: cosyvoice9\n"
+    with pytest.raises(ConfigError, match=r"/x/cosyvoice3.yaml: key 'get_tokenizer.version' is 'cosyvoice9'"):
+        parse_hyperparams(text, "/x/cosyvoice3.yaml")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,14 +1,19 @@
-"""CosyVoice2 streaming token-to-wave (voxpipe/plugins/cosyvoice/token2wav.py).
+"""CosyVoice2/3 streaming token-to-wave (voxpipe/plugins/cosyvoice/token2wav.py).
 
 - `stream_toy_*` cases: the OFFICIAL `CosyVoice2Model.tts(stream=True/False)` run on the
   deterministic toy flow / HiFT of tests/fixtures/cosyvoice/stream_toy_models.py; voxpipe's
   `Token2Wav` on the same toys must give the same chunks bit for bit (schedule, offsets, caches,
   fades, finalize). Discovered under tests/fixtures/cosyvoice/ and $VOXPIPE_FIXTURES/cosyvoice/.
 - unit tests of the chunk schedule, the caches and the push-granularity invariance.
+- `stream_*` cases of kind `stream` (e.g. stream_tiny, CosyVoice2; stream_cv3_tiny, CosyVoice3 with
+  the DiT flow and the causal HiFT): the official LM -> `CosyVoice2Model` / `CosyVoice3Model.tts`
+  whole and streamed on tiny official weights; voxpipe's LM + Token2Wav give the same tokens and
+  PCM (and so does the family, through `stream_chunks` / `synthesize`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -18,7 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from voxpipe.plugins.cosyvoice.token2wav import StreamSettings, Token2Wav, fade_in_out
+from voxpipe.plugins.cosyvoice.token2wav import (
+    COSYVOICE3_SILENT_TOKENS,
+    StreamSettings,
+    Token2Wav,
+    fade_in_out,
+    limit_silent_tokens,
+)
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "cosyvoice"
 
@@ -159,22 +170,29 @@ def test_lm_flow_hift_streamed_and_whole_match_official(case):
     from voxpipe.testing.threads import one_torch_thread
 
     manifest = json.loads((case / "manifest.json").read_text())
+    for relative, digest in manifest.get("made_from", {}).items():  # weights shared with other cases
+        weights = case / relative
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest, (
+            f"{case.name} was made from another {relative}: regenerate it (generate_lm_stream.py)")
     data = np.load(case / manifest["expected"])
     tolerance = manifest["tolerance"]["pcm_abs"]
     seed = manifest["seed"]
     with one_torch_thread():
-        lm = CosyVoiceLM.create(model_dir=str(case / manifest["lm_dir"]))
+        lm = CosyVoiceLM.create(model_dir=str(case / manifest["lm_dir"]), **manifest.get("lm_params", {}))
         flow = CosyVoiceFlow.create(model_dir=str(case / manifest["flow_dir"]))
-        hift = CosyVoiceHift.create(model_dir=str(case / manifest["hift_dir"]))
+        hift = CosyVoiceHift.create(model_dir=str(case / manifest["hift_dir"]), **manifest.get("hift_params", {}))
         prompt = torch.from_numpy(data["prompt_tokens"])
         tokens = list(lm.generate(manifest["text"], manifest["prompt_text"], prompt[0].tolist(),
                                   generator=torch.Generator().manual_seed(seed)))
         assert tokens == data["tokens"].tolist()
+        if manifest.get("version") == "cosyvoice3":  # what the official llm_job hands the flow
+            tokens = list(limit_silent_tokens(tokens, COSYVOICE3_SILENT_TOKENS))
         feat, embedding = torch.from_numpy(data["prompt_feat"]), torch.from_numpy(data["embedding"])
+        settings = StreamSettings(vocoder_hop=hift.hop_length, **manifest.get("settings", {}))
 
         def token2wav():
-            return Token2Wav(flow, hift, prompt, feat, embedding, StreamSettings(vocoder_hop=hift.hop_length),
-                             vocoder_generator=torch.Generator().manual_seed(seed))
+            generator = None if hift.causal else torch.Generator().manual_seed(seed)
+            return Token2Wav(flow, hift, prompt, feat, embedding, settings, vocoder_generator=generator)
 
         whole = token2wav().whole(tokens)
         np.testing.assert_allclose(whole.numpy(), data["whole"], atol=tolerance, rtol=0)
@@ -183,3 +201,44 @@ def test_lm_flow_hift_streamed_and_whole_match_official(case):
     for index, chunk in enumerate(streamed):
         np.testing.assert_allclose(chunk.numpy(), data[f"chunk_{index}"], atol=tolerance, rtol=0,
                                    err_msg=f"chunk {index}")
+
+
+# ---- CosyVoice3 specifics -------------------------------------------------------------------------------
+def test_silent_tokens_are_limited_as_the_official_llm_job():
+    silent = frozenset({1, 2})
+    tokens = [5, 1, 2, 1, 1, 2, 1, 2, 1, 7, 2, 2, 9]
+    # the 6th and later silent tokens of a run are dropped; a non-silent token resets the run
+    assert list(limit_silent_tokens(tokens, silent, max_run=5)) == [5, 1, 2, 1, 1, 2, 7, 2, 2, 9]
+    assert list(limit_silent_tokens(tokens, frozenset())) == tokens
+    assert {1, 2, 28, 29, 55, 248, 494, 2241, 2242, 2322, 2323} == COSYVOICE3_SILENT_TOKENS
+
+
+class _RecordingCausalHift:
+    """Stands in for the causal HiFT's stream: records what token2wav pushes."""
+
+    causal = True
+
+    def __init__(self):
+        self.pushed = []
+
+    def causal_stream(self):
+        return self
+
+    def push(self, mel, finalize=False):
+        self.pushed.append((mel.shape[2], finalize))
+        return torch.zeros(1, mel.shape[2])
+
+
+def test_causal_vocoder_gets_only_new_mel_and_no_cache_or_fade():
+    generator = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, 100, (1, 25), generator=generator, dtype=torch.int32)
+    flow, vocoder = TOY.ToyFlow(), _RecordingCausalHift()
+    t2w = Token2Wav(flow, vocoder, prompt, torch.randn(1, 50, TOY.MEL_BINS, generator=generator), torch.ones(1, 192),
+                    StreamSettings(vocoder_hop=TOY.HOP))
+    t2w.push(range(120))
+    t2w.finish()
+    # hops 25, 50 tokens -> 50, 100 new mel frames; the rest (45 tokens) finalizes; no cached frames
+    assert vocoder.pushed == [(50, False), (100, False), (90, True)]
+    with pytest.raises(ValueError, match="no vocoder_generator"):
+        Token2Wav(flow, vocoder, prompt, torch.zeros(1, 50, TOY.MEL_BINS), torch.ones(1, 192),
+                  vocoder_generator=torch.Generator())

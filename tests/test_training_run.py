@@ -15,8 +15,8 @@ from voxpipe.cli import main
 from voxpipe.core.errors import ConfigError
 from voxpipe.core.pipeline import Pipeline
 from voxpipe.testing.threads import one_torch_thread
+from voxpipe.training.average import average_between
 from voxpipe.training.checkpointing import (
-    latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
@@ -69,7 +69,8 @@ def test_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, cuts):
 
 def test_train_command_writes_checkpoints_a_pipeline_loads(tmp_path, cuts, capsys):
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "run", cuts, training={"max_steps": 12})))
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "run", cuts, training={"max_steps": 12},
+                                               checkpoint={"keep_last": 3})))
     with one_torch_thread():
         assert main(["train", str(path)]) == 0
     out = capsys.readouterr().out
@@ -83,11 +84,15 @@ def test_train_command_writes_checkpoints_a_pipeline_loads(tmp_path, cuts, capsy
     with one_torch_thread():
         audio = pipeline.synthesize("hello there", pipeline.encode_prompt(prompt[2], prompt[1]), seed=0)
     assert audio.num_samples > 0 and torch.isfinite(audio.samples).all()
-    # The exported model is the training checkpoint's average, loaded strictly by the pipeline's loader.
-    state = load_checkpoint(latest_checkpoint(tmp_path / "run"))
+    # The exported model is the mean over the steps since the oldest kept checkpoint (8, 12] (the
+    # official iter-N-avg-K), not the running average since step 0; the pipeline loads it strictly.
+    start, end = (load_checkpoint(tmp_path / "run" / f"checkpoint-{n}.pt") for n in (8, 12))
+    recent = average_between(start["model_avg"], 8, end["model_avg"], 12, average_period=2)
     weights = pipeline.synthesizer.acoustic_model.model.state_dict()
-    for key, value in state["model_avg"].items():
+    for key, value in recent.items():
         assert torch.equal(weights[key], value.to(torch.float32)), key
+    differs = [key for key, value in end["model_avg"].items() if not torch.equal(weights[key], value.float())]
+    assert differs and any(not torch.equal(weights[k], end["model"][k]) for k in differs)
 
 
 def test_two_processes_with_torchrun_and_gloo(tmp_path, cuts):

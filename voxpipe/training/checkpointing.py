@@ -11,8 +11,12 @@ A checkpoint `<dir>/checkpoint-<step>.pt` is one `torch.save` mapping, written a
   model, model_avg              state dicts of the network and its running average (or None)
   optimizer, scheduler, scaler  their state dicts (scaler: fp16 grad scaler, or None)
   rng                           one entry per process: torch CPU (+ CUDA) generator states,
-                                python `random`, numpy, and the loss's own torch.Generator
+                                python `random`, numpy, the loss's own torch.Generator and the
+                                Whiten probabilities of the Zipformer regularisers (`regularizers`)
   model_config, vocab           the network's model.json and tokens, to export without the recipe
+  loss                          training.loss of the run (a resume with another loss is refused)
+  teacher                       distill-stage2: the EMA teacher's state dict (else None; the fixed
+                                stage-1 teacher is reloaded from the recipe's `teacher`)
 
 Everything in it loads with `torch.load(weights_only=True)` (no pickled code).
 """
@@ -35,6 +39,14 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
 
 def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"checkpoint-{step}.pt"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step in a checkpoint's file name (checkpoint-<step>.pt)."""
+    match = CHECKPOINT_PATTERN.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not a checkpoint-<step>.pt file")
+    return int(match.group(1))
 
 
 def list_checkpoints(directory: Path) -> list[Path]:

@@ -7,7 +7,11 @@ A recipe file is the pipeline being trained (its top-level components and `setti
               training from scratch; left out when `init_from` gives a checkpoint.
   init_from:  null (from scratch), "pipeline" (the weights `synthesizer.acoustic_model.weights`
               names, e.g. hf://k2-fsa/ZipVoice/zipvoice) or a local directory in the official
-              layout (model.pt or model.safetensors, model.json, tokens.txt).
+              layout (model.pt or model.safetensors, model.json, tokens.txt); "teacher" (the
+              default, and the only choice, of the distillation losses): start from `teacher`.
+  teacher:    distillation only (training.loss distill-stage1 / distill-stage2): the model
+              directory (official layout, or hf://) of the teacher: stage 1 a trained ZipVoice,
+              stage 2 the stage-1 ZipVoice-Distill result (its EMA teacher starts as a copy).
   freeze:     names of the network's modules kept fixed (`embed`, `text_encoder`, `fm_decoder`,
               or dotted paths below them).
   data:       the manifests `voxpipe data prepare` wrote, and the batch sampler.
@@ -85,6 +89,10 @@ class CheckpointSection(Section):
     keep_last: int = Field(3, ge=1, description="checkpoints kept (older ones are deleted)")
     average_period: int = Field(200, ge=0, description="steps between model-average updates (0 = no average)")
     export_averaged: bool = Field(True, description="export the averaged model when there is one")
+    export_average_steps: int | None = Field(
+        None, ge=1, description="export the mean model over (about) the last this many steps, from the running "
+        "averages of the last and an earlier kept checkpoint, as the official iter-N-avg-K; None: since the oldest "
+        "kept checkpoint (keep_last x every_steps). Without an earlier checkpoint: the average since step 0")
 
 
 class TrainingSection(Section):
@@ -93,13 +101,20 @@ class TrainingSection(Section):
     seed: int = 42
     device: str = Field("auto", description="auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast dtype (fp16: with a grad scaler)")
-    loss: Literal["flow-matching"] = "flow-matching"
+    loss: Literal["flow-matching", "distill-stage1", "distill-stage2"] = Field(
+        "flow-matching", description="flow-matching (train_zipvoice.py) or a ZipVoice-Distill stage "
+        "(train_zipvoice_distill.py --distill-stage first / second; needs `teacher`)")
+    ema_decay: float = Field(0.9999, ge=0, le=1, description="distill-stage2: EMA teacher = teacher x decay + "
+                             "student x (1 - decay) after every step (official --ema-decay)")
     condition_drop_ratio: float = Field(0.2, ge=0, le=1, description="text-condition dropout (ZipVoice: 0.2)")
     feat_scale: float | None = Field(None, gt=0, description="features x this before the loss (None = the acoustic "
                                      "model's feat_scale, 0.1 for ZipVoice)")
     log_every: int = Field(10, ge=1, description="steps between log lines / TensorBoard points")
     progress: bool = Field(True, description="show a progress bar on rank 0")
     tensorboard: bool = Field(True, description="write TensorBoard logs under <checkpoint.dir>/tensorboard")
+    regularize: bool = Field(True, description="the Zipformer's official training-time regularisers (scheduled "
+                             "dropout and skipping, Balancer, Whiten, parameter limits; voxpipe/plugins/zipvoice/"
+                             "regularizers.py); false = the exact network (the loss-parity setting)")
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -109,7 +124,13 @@ SECTIONS: dict[str, type[Section]] = {
     "checkpoint": CheckpointSection,
     "training": TrainingSection,
 }
-OTHER_KEYS = ("model", "init_from", "freeze")
+OTHER_KEYS = ("model", "init_from", "freeze", "teacher")
+DISTILL_STAGES = {"distill-stage1": 1, "distill-stage2": 2}
+"""training.loss values of the two ZipVoice-Distill stages -> stage number."""
+DISTILL_VARIANT = "zipvoice-distill"
+TEACHER_VARIANTS = {1: "zipvoice", 2: DISTILL_VARIANT}
+"""Model family the teacher of each distillation stage must be."""
+INIT_FROM_TEACHER = "teacher"
 RECIPE_KEYS = (*SECTIONS, *OTHER_KEYS)
 
 
@@ -127,6 +148,12 @@ class Recipe:
     model: dict[str, Any] | None
     init_from: str | None
     freeze: tuple[str, ...]
+    teacher: str | None = None
+
+    @property
+    def distill_stage(self) -> int | None:
+        """1 or 2 for the ZipVoice-Distill losses, None for flow matching."""
+        return DISTILL_STAGES.get(self.training.loss)
 
     @property
     def directory(self) -> Path:
@@ -170,10 +197,12 @@ def load_recipe(source: str | Path | dict[str, Any], overrides=(), *, registry: 
             raise ConfigError(_validation_message(name, key, error, model, f"recipe section {key!r}")) from None
     checkpoint = sections["checkpoint"].model_copy(update={"dir": _relative_to(base, sections["checkpoint"].dir)})
     data_section = sections["data"].model_copy(update={"train": _relative_to(base, sections["data"].train)})
-    init_from, model, freeze = _check_init(name, data, base)
+    teacher = _check_teacher(name, data, base, sections["training"].loss)
+    init_from, model, freeze = _check_init(name, data, base, teacher is not None)
     pipeline = _pipeline(name, data, Path(checkpoint.dir) / EXPORT_DIR, init_from, registry)
+    _check_distill_pipeline(name, pipeline, sections["training"].loss)
     return Recipe(name, pipeline, data_section, sections["optim"], sections["schedule"], checkpoint,
-                  sections["training"], model, init_from, freeze)
+                  sections["training"], model, init_from, freeze, teacher)
 
 
 def _apply_overrides(data: dict[str, Any], overrides, name: str) -> dict[str, Any]:
@@ -201,11 +230,72 @@ def _relative_to(base: Path, value: str) -> str:
     return os.path.normpath(path if path.is_absolute() else base / path)
 
 
-def _check_init(name: str, data: dict[str, Any], base: Path) -> tuple[str | None, dict | None, tuple[str, ...]]:
+TEACHER_FILES = {"model.json": ("model.json", "config.json"), "tokens.txt": ("tokens.txt",),
+                 "model.pt": ("model.safetensors", "model.pt")}
+
+
+def _check_teacher(name: str, data: dict[str, Any], base: Path, loss: str) -> str | None:
+    """The `teacher` entry: required by the distillation losses, refused otherwise; a local
+    directory must hold the official layout (the model itself is checked when training starts)."""
+    teacher, stage = data.get("teacher"), DISTILL_STAGES.get(loss)
+    if stage is None:
+        if teacher is not None:
+            raise ConfigError(f"{name}: teacher: only the distillation losses use a teacher (training.loss: "
+                              f"{' or '.join(DISTILL_STAGES)}); training.loss is {loss!r}")
+        return None
+    wanted = ("a trained ZipVoice model directory (e.g. the export/ of a flow-matching recipe)" if stage == 1 else
+              "the stage-1 result: the export/ directory of the distill-stage1 recipe")
+    if teacher is None:
+        raise ConfigError(f"{name}: teacher: training.loss {loss} needs a 'teacher': {wanted}")
+    if not isinstance(teacher, str):
+        raise ConfigError(f"{name}: teacher: expected {wanted}, got {teacher!r}")
+    if teacher.startswith("hf://"):
+        return teacher
+    directory = Path(_relative_to(base, teacher))
+    if not directory.is_dir():
+        raise ConfigError(f"{name}: teacher: {teacher!r} ({directory}) is not a directory; expected {wanted}")
+    missing = [label for label, names in TEACHER_FILES.items() if not any((directory / n).is_file() for n in names)]
+    if missing:
+        raise ConfigError(f"{name}: teacher: {directory} lacks {', '.join(missing)}; expected {wanted} "
+                          "(model.pt or model.safetensors, model.json, tokens.txt)")
+    return str(directory)
+
+
+def _check_distill_pipeline(name: str, pipeline: PipelineConfig, loss: str) -> None:
+    """A distillation recipe trains (and exports) a ZipVoice-Distill model run with distilled guidance."""
+    family = pipeline.components[FAMILY_KIND].children
+    variant = family["acoustic_model"].info.name
+    if loss not in DISTILL_STAGES:
+        if variant == DISTILL_VARIANT:
+            raise ConfigError(f"{name}: {FAMILY_KIND}.acoustic_model.type {variant!r} is trained by distillation: "
+                              f"set training.loss to {' or '.join(DISTILL_STAGES)} (and a teacher)")
+        return
+    if variant != DISTILL_VARIANT:
+        raise ConfigError(f"{name}: {FAMILY_KIND}.acoustic_model.type: training.loss {loss} trains a "
+                          f"{DISTILL_VARIANT!r} student, got {variant!r}")
+    guidance = family.get("guidance")
+    if guidance is None or guidance.info.name != "distilled":
+        got = "none" if guidance is None else guidance.info.name
+        raise ConfigError(f"{name}: {FAMILY_KIND}.guidance.type: a distilled model takes the guidance scale as input; "
+                          f"use {{type: distilled, scale: 3.0}} (got {got!r})")
+
+
+def _check_init(name: str, data: dict[str, Any], base: Path,
+                distilling: bool) -> tuple[str | None, dict | None, tuple[str, ...]]:
     init_from, model, freeze = data.get("init_from"), data.get("model"), data.get("freeze") or []
+    if distilling:
+        if init_from not in (None, INIT_FROM_TEACHER):
+            raise ConfigError(f"{name}: init_from: a distillation student starts from its teacher; set init_from: "
+                              f"{INIT_FROM_TEACHER} (or leave it out), got {init_from!r}")
+        if model is not None:
+            raise ConfigError(f"{name}: model: the student's architecture is the teacher's; remove 'model'")
+        init_from = INIT_FROM_TEACHER
+    elif init_from == INIT_FROM_TEACHER:
+        raise ConfigError(f"{name}: init_from: 'teacher' is for the distillation losses (training.loss: "
+                          f"{' or '.join(DISTILL_STAGES)})")
     if init_from is not None and not isinstance(init_from, str):
         raise ConfigError(f"{name}: init_from: expected null, 'pipeline' or a model directory, got {init_from!r}")
-    if init_from not in (None, "pipeline"):
+    if init_from not in (None, "pipeline", INIT_FROM_TEACHER):
         directory = Path(_relative_to(base, init_from))
         if not directory.is_dir():
             raise ConfigError(f"{name}: init_from: {init_from!r} is not a directory (expected null, 'pipeline' or a "

@@ -10,12 +10,17 @@ one of them runs out of batches.
 Order of one step (the same in every run, so a resumed run repeats an uninterrupted one bit for
 bit on CPU): next batch -> features x feat_scale -> loss (noise, time, span mask, text dropout
 drawn from the run's own torch.Generator) under autocast -> backward -> clip -> optimizer step ->
-scheduler.step_batch(step) -> model average -> log -> checkpoint.
+scheduler.step_batch(step) -> (distill-stage2: EMA teacher update) -> model average -> log -> checkpoint.
+
+`training.loss` picks the objective: flow matching (`loss.py`), or one of the two ZipVoice-Distill
+stages (`distill.py` losses, teacher and student from `teacher.py`; the student is the network
+trained, checkpointed and exported).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +31,17 @@ import yaml
 
 from voxpipe.core.errors import CompatibilityError, ConfigError
 from voxpipe.core.files import write_text_atomically
-from voxpipe.training.average import new_averaged_model, update_averaged_model
+from voxpipe.training import regularization
+from voxpipe.training.average import (
+    average_between,
+    new_averaged_model,
+    update_averaged_model,
+)
 from voxpipe.training.checkpointing import (
     checkpoint_path,
+    checkpoint_step,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -217,6 +229,34 @@ def _autocast(recipe: Recipe, device: torch.device):
 
 
 # ---- export --------------------------------------------------------------------------------------
+def recent_average(recipe: Recipe, model_avg: torch.nn.Module, step: int) -> torch.nn.Module | dict[str, Any]:
+    """The model to export: the mean over the recent steps, not over the whole run.
+
+    The running average weighs every step since step 0 equally, so after a short run from
+    scratch it is dominated by early, untrained models (measured on the worked example: a
+    900-step run's running average generates noise where the last model generates speech). The
+    official recipes export "iter-N-avg-K" / "epoch-N-avg-K": the mean between two saved
+    running averages. Here the start is the newest kept checkpoint at least
+    `checkpoint.export_average_steps` before `step` (None: the oldest kept one); without one
+    the running average since step 0 is exported.
+    """
+    period = recipe.checkpoint.average_period
+    window = recipe.checkpoint.export_average_steps
+    end = step // period * period
+    candidates = []
+    for path in list_checkpoints(recipe.directory):
+        start = checkpoint_step(path) // period * period
+        if start < end and (window is None or step - checkpoint_step(path) >= window):
+            candidates.append(path)
+    if not candidates:
+        return model_avg
+    start_path = candidates[0] if window is None else candidates[-1]
+    start_state = load_checkpoint(start_path)
+    if start_state.get("model_avg") is None:
+        return model_avg
+    return average_between(start_state["model_avg"], start_state["step"], model_avg.state_dict(), step, period)
+
+
 def export(recipe: Recipe, source: torch.nn.Module, model_config: dict[str, Any], vocab: dict[str, int]) -> Path:
     """The official layout under `<checkpoint.dir>/export` (voxpipe.training.export), then the
     pipeline file that loads it."""
@@ -273,15 +313,25 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
     features = recipe.pipeline.components["synthesizer"].children["features"].build("synthesizer.features")
 
     seed_everything(settings.seed)  # identical initial weights in every process
-    network, model_config, vocab = build_network(recipe, tokenizer, features)
+    distillation = None
+    if recipe.distill_stage is not None:
+        from voxpipe.training.teacher import build_distillation
+
+        network, distillation, model_config, vocab = build_distillation(recipe, tokenizer, features)
+        distillation.to(context.device)
+        loss_fn = distillation.loss
+    else:
+        network, model_config, vocab = build_network(recipe, tokenizer, features)
+        loss_fn = functools.partial(flow_matching_loss, condition_drop_ratio=settings.condition_drop_ratio)
     _check_tokens(recipe, cuts, vocab)
     freeze_modules(recipe, network)
     network.to(context.device)
-    objective = FlowMatchingObjective(network)
+    objective = FlowMatchingObjective(network) if distillation is None else distillation.objective(network)
     model = objective
     if context.active:
         model = torch.nn.parallel.DistributedDataParallel(
-            objective, device_ids=[context.device.index] if context.device.type == "cuda" else None)
+            objective, device_ids=[context.device.index] if context.device.type == "cuda" else None,
+            find_unused_parameters=settings.regularize)  # skipped positional scores leave weights unused
     optimizer = build_optimizer(recipe, network)
     scheduler = build_scheduler(recipe, optimizer)
     scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
@@ -291,6 +341,7 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
 
     seed_everything(settings.seed + context.rank)  # per-process randomness from here on
     generator = torch.Generator(device=context.device).manual_seed(settings.seed + context.rank)
+    regularizers = regularization.start_regularizers(recipe, network, generator)  # None: regularize false
     step = epoch = batch_in_epoch = 0
     seconds_seen = 0.0
     resumed_from = latest_checkpoint(recipe.directory) if resume else None
@@ -299,6 +350,11 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         if state["world_size"] != context.world_size:
             raise ConfigError(f"{resumed_from}: written by {state['world_size']} processes, this run has "
                               f"{context.world_size}; resume with the same number (or start a new checkpoint.dir)")
+        if state.get("loss", "flow-matching") != settings.loss:
+            raise ConfigError(f"{resumed_from}: written by a training.loss {state.get('loss', 'flow-matching')} run, "
+                              f"this recipe's is {settings.loss}; use another checkpoint.dir")
+        if distillation is not None:
+            distillation.load_state_dict(state.get("teacher"), str(resumed_from))
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -307,6 +363,7 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         if model_avg is not None and state.get("model_avg") is not None:
             model_avg.load_state_dict(state["model_avg"])
         set_rng_state(state["rng"][context.rank], generator)
+        regularization.restore_state(network, state["rng"][context.rank].get("regularizers"))
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         seconds_seen = state["seconds_seen"]
 
@@ -317,7 +374,8 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
 
     def checkpoint() -> Path | None:
         return _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, generator, step, epoch,
-                     batch_in_epoch, seconds_seen, model_config, vocab)
+                     batch_in_epoch, seconds_seen, model_config, vocab,
+                     teacher=distillation.state_dict() if distillation is not None else None)
 
     saved = None
     try:
@@ -333,8 +391,11 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
                     break
                 step += 1
                 batch_in_epoch += 1
+                regularization.tick(regularizers, recipe, step, batch_in_epoch, context.world_size)
                 loss = _step(model, batch, recipe, context, autocast, optimizer, scheduler, step, scaler, generator,
-                             feat_scale, flow_matching_loss)
+                             feat_scale, loss_fn)
+                if distillation is not None:
+                    distillation.after_step(network)
                 loss_sum, batch_seconds, count = _sum([loss, batch["seconds"], 1.0], context)
                 loss_value, seconds_seen = loss_sum / count, seconds_seen + batch_seconds
                 if recipe.schedule.lr_hours > 0:
@@ -355,7 +416,8 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         pipeline = None
         if context.is_main:
             averaged = model_avg is not None and recipe.checkpoint.export_averaged and step >= average_period
-            pipeline = export(recipe, model_avg if averaged else network, model_config, vocab)
+            source = recent_average(recipe, model_avg, step) if averaged else network
+            pipeline = export(recipe, source, model_config, vocab)
     finally:
         progress.close()
         if context.active:
@@ -370,8 +432,7 @@ def _step(model, batch, recipe: Recipe, context: Distributed, autocast, optimize
     features = batch["features"].to(context.device) * feat_scale
     lens = batch["features_lens"].to(context.device)
     with autocast:
-        loss = loss_fn(model, batch["tokens"], features, lens, condition_drop_ratio=recipe.training.condition_drop_ratio,
-                       generator=generator)
+        loss = loss_fn(model, batch["tokens"], features, lens, generator=generator)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} on batch {batch['ids'][:4]}...; lower optim.lr or check the data")
     if scaler is not None:
@@ -392,12 +453,13 @@ def _step(model, batch, recipe: Recipe, context: Distributed, autocast, optimize
 
 
 def _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, generator, step, epoch, batch_in_epoch,
-          seconds_seen, model_config, vocab) -> Path | None:
+          seconds_seen, model_config, vocab, teacher=None) -> Path | None:
     """Gather every process's random state, then rank 0 writes the checkpoint."""
-    states = [rng_state(generator)]
+    own = {**rng_state(generator), "regularizers": regularization.own_state(network)}
+    states = [own]
     if context.active:
         states = [None] * context.world_size
-        torch.distributed.all_gather_object(states, rng_state(generator))
+        torch.distributed.all_gather_object(states, own)
     path = None
     if context.is_main:
         recipe.directory.mkdir(parents=True, exist_ok=True)
@@ -407,7 +469,7 @@ def _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, gen
             "model_avg": model_avg.state_dict() if model_avg is not None else None,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None, "rng": states,
-            "model_config": model_config, "vocab": vocab,
+            "model_config": model_config, "vocab": vocab, "loss": recipe.training.loss, "teacher": teacher,
         }
         path = save_checkpoint(checkpoint_path(recipe.directory, step), state, keep_last=recipe.checkpoint.keep_last)
     if context.active:

@@ -1,5 +1,6 @@
-"""CosyVoice family (FunAudioLLM/CosyVoice, CosyVoice2-0.5B): Qwen2 speech-token LM -> causal
-flow matching -> HiFT vocoder, zero-shot cloning, official streaming token-to-wave.
+"""CosyVoice family (FunAudioLLM/CosyVoice: CosyVoice2-0.5B and Fun-CosyVoice3-0.5B, picked by the
+model folder's hyper-parameter file): Qwen2 speech-token LM -> causal flow matching -> HiFT
+vocoder, zero-shot cloning, official streaming token-to-wave.
 
 Importing this package is cheap; the components (and torch/transformers/onnxruntime) load when
 they register or are built.

@@ -1,7 +1,14 @@
-"""CosyVoice2's flow (`CausalMaskedDiffWithXvec`) as the `cosyvoice-flow` component (kind
-`flow`, registered by the family): 25 Hz speech tokens + the voice's prompt -> 50 Hz 80-bin mel. Loads the official
-`flow.pt` strictly; its ODE runs through a voxpipe solver (`cosine-euler`) and guidance
-(`cosyvoice-cfg`) component, both swappable.
+"""The CosyVoice flow as the `cosyvoice-flow` component (kind `flow`, registered by the family):
+25 Hz speech tokens + the voice's prompt -> 50 Hz 80-bin mel. The model folder's hyper-parameter
+file picks the architecture from its `flow:` class tag:
+
+- `CausalMaskedDiffWithXvec` (cosyvoice2.yaml): token embedding -> upsampling conformer encoder
+  (flow_encoder.py) -> Linear = mu; estimator: causal U-Net (flow_estimator.py);
+- `CausalMaskedDiffWithDiT` (cosyvoice3.yaml): token embedding (80-d) -> PreLookaheadLayer ->
+  repeat each token token_mel_ratio times = mu; estimator: DiT (flow_dit.py).
+
+Loads the official `flow.pt` strictly; the ODE runs through a voxpipe solver (`cosine-euler`) and
+guidance (`cosyvoice-cfg`) component, both swappable, the same for both architectures.
 
 Interface (what the family's token-to-wave calls):
 
@@ -10,7 +17,8 @@ Interface (what the family's token-to-wave calls):
         prompt_token,         # (1, Tp) int speech tokens of the prompt (may be (1, 0))
         prompt_feat,          # (1, Tm, 80) float prompt mel, Tm = token_mel_ratio * Tp normally
         embedding,            # (1, spk_embed_dim) speaker x-vector (CAM++, 192), L2-normalized here
-        streaming=False,      # chunk-causal attention in encoder and estimator (static_chunk_size)
+        streaming=False,      # chunk-causal attention in encoder and estimator (static_chunk_size;
+                              # CosyVoice3: the DiT's only, 2 x chunk_size frames)
         finalize=True,        # False: the last pre_lookahead_len tokens are right context only,
                               # their frames are not produced
         noise=None,           # (1, 80, >= N) float starting noise, its first N frames used (N = all
@@ -19,13 +27,13 @@ Interface (what the family's token-to-wave calls):
     )
     # mel: (1, 80, T_new) float32, the generated tokens' frames only (prompt removed):
     #      T_new = token_mel_ratio * (T - (0 if finalize else pre_lookahead_len))
-    # cache: None (CosyVoice2 keeps no flow cache; the official method returns None as well)
+    # cache: None (CosyVoice 2/3 keep no flow cache; the official methods return None as well)
 
 Steps (as the official `inference`): x-vector -> F.normalize -> Linear -> (1, 80); tokens
-[prompt; token] embedded; encoder (upsampling conformer, flow_encoder.py) -> (1, 2T, D) ->
-Linear -> mu (1, 80, 2T); prompt mel on the first Tm frames of `cond`; the ODE from noise
-integrates the estimator's CFG-guided velocity (flow_estimator.py, flow_ode.py); the prompt's frames
-are cut off.
+[prompt; token] embedded; CosyVoice2: encoder (upsampling conformer) -> (1, 2T, D) -> Linear ->
+mu (1, 80, 2T); CosyVoice3: pre-lookahead layer -> each token repeated twice -> mu (1, 80, 2T);
+prompt mel on the first Tm frames of `cond`; the ODE from noise integrates the estimator's
+CFG-guided velocity (flow_ode.py); the prompt's frames are cut off.
 """
 
 from __future__ import annotations
@@ -40,7 +48,12 @@ from torch import nn
 from voxpipe.core.component import Component, Params, nested
 from voxpipe.core.errors import ConfigError
 from voxpipe.plugins.cosyvoice.flow_config import FlowHyperParams, read_flow_hyperparams
-from voxpipe.plugins.cosyvoice.flow_encoder import UpsampleConformerEncoder
+from voxpipe.plugins.cosyvoice.flow_dit import DiTEstimator
+from voxpipe.plugins.cosyvoice.flow_dit_config import DiTFlowHyperParams
+from voxpipe.plugins.cosyvoice.flow_encoder import (
+    PreLookaheadLayer,
+    UpsampleConformerEncoder,
+)
 from voxpipe.plugins.cosyvoice.flow_estimator import ConditionalEstimator
 from voxpipe.plugins.cosyvoice.flow_ode import (
     CosineEulerSolver,
@@ -101,6 +114,46 @@ class CausalFlowModel(nn.Module):
         return FlowCondition(mu=mu.contiguous(), speaker=speaker, prompt=prompt, mask=mask, streaming=streaming)
 
 
+class CausalDiTFlowModel(nn.Module):
+    """The official `CausalMaskedDiffWithDiT`'s modules under the official names (CosyVoice3)."""
+
+    def __init__(self, params: DiTFlowHyperParams) -> None:
+        super().__init__()
+        self.params = params
+        self.input_embedding = nn.Embedding(params.vocab_size, params.input_size)
+        self.spk_embed_affine_layer = nn.Linear(params.spk_embed_dim, params.output_size)
+        self.pre_lookahead_layer = PreLookaheadLayer(params.input_size, params.pre_lookahead_len,
+                                                     hidden=params.pre_lookahead.channels)
+        self.decoder = nn.Module()
+        self.decoder.estimator = DiTEstimator(params.estimator)
+
+    def condition(self, token: torch.Tensor, prompt_token: torch.Tensor, prompt_feat: torch.Tensor,
+                  embedding: torch.Tensor, streaming: bool, finalize: bool) -> FlowCondition:
+        """Token embeddings looked ahead at and repeated per mel frame (mu), speaker and prompt
+        conditions over all frames (prompt + new)."""
+        speaker = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
+        tokens = torch.cat([prompt_token, token], dim=1).long().clamp(min=0)
+        embedded = self.input_embedding(tokens)
+        if finalize:
+            h = self.pre_lookahead_layer(embedded)
+        else:
+            lookahead = self.params.pre_lookahead_len
+            h = self.pre_lookahead_layer(embedded[:, :-lookahead], context=embedded[:, -lookahead:])
+        mu = h.repeat_interleave(self.params.token_mel_ratio, dim=1).transpose(1, 2)
+        frames = mu.shape[2]
+        prompt = torch.zeros(1, self.params.output_size, frames, dtype=mu.dtype, device=mu.device)
+        prompt[:, :, :prompt_feat.shape[1]] = prompt_feat.transpose(1, 2)
+        mask = torch.ones(1, 1, frames, dtype=mu.dtype, device=mu.device)
+        return FlowCondition(mu=mu.contiguous(), speaker=speaker, prompt=prompt, mask=mask, streaming=streaming)
+
+
+def build_flow_model(params: FlowHyperParams | DiTFlowHyperParams) -> CausalFlowModel | CausalDiTFlowModel:
+    """The flow module the hyper-parameters describe (CosyVoice2 or CosyVoice3)."""
+    if isinstance(params, DiTFlowHyperParams):
+        return CausalDiTFlowModel(params)
+    return CausalFlowModel(params)
+
+
 def _sub_component(kind: str, value: Any, where: str) -> Component:
     """A built sub-component, or one built from its `{type: ..., **params}` section (this
     module's own ODE parts directly, others through the registry)."""
@@ -125,28 +178,30 @@ def _sub_component(kind: str, value: Any, where: str) -> Component:
 
 
 class CosyVoiceFlowParams(Params):
-    model_dir: str | None = Field(None, description="official model folder (cosyvoice2.yaml + flow.pt)")
+    model_dir: str | None = Field(None, description="official model folder (cosyvoice2.yaml or cosyvoice3.yaml "
+                                                    "+ flow.pt)")
     weights: str | None = Field(None, description="flow.pt (default: model_dir/flow.pt)")
-    hyperparams: str | None = Field(None, description="cosyvoice2.yaml (default: the one in model_dir)")
+    hyperparams: str | None = Field(None, description="cosyvoice2.yaml / cosyvoice3.yaml (default: the one in "
+                                                      "model_dir); its flow class picks CosyVoice2 or 3")
     solver: dict = nested("solver", {"type": "cosine-euler", "num_steps": 10})
     guidance: dict = nested("guidance", {"type": "cosyvoice-cfg"})
     device: str = Field("cpu", description="torch device")
 
 
 class CosyVoiceFlow(Component):
-    """CosyVoice2 flow: speech tokens + prompt mel + x-vector -> mel (conditional flow matching)."""
+    """CosyVoice 2/3 flow: speech tokens + prompt mel + x-vector -> mel (conditional flow matching)."""
 
     kind: ClassVar[str] = "flow"
     name: ClassVar[str] = "cosyvoice-flow"
-    description: ClassVar[str] = ("CosyVoice2 CausalMaskedDiffWithXvec: tokens -> upsampling conformer -> "
-                                  "CFM estimator (official flow.pt)")
+    description: ClassVar[str] = ("CosyVoice2 CausalMaskedDiffWithXvec (conformer + U-Net) or CosyVoice3 "
+                                  "CausalMaskedDiffWithDiT (pre-lookahead + DiT), picked by the yaml (official flow.pt)")
     Params: ClassVar[type[Params]] = CosyVoiceFlowParams
 
     def __init__(self, *, model_dir, weights, hyperparams, solver, guidance, device) -> None:
         yaml_file, weights_file = pick_official_files(model_dir, hyperparams, weights, WEIGHTS_FILE)
         self.params = read_flow_hyperparams(yaml_file)
         self.files = {"hyperparams": yaml_file, "weights": weights_file}
-        self.model = CausalFlowModel(self.params)
+        self.model = build_flow_model(self.params)
         load_official(self.model, weights_file)
         try:
             self.device = torch.device(device)
@@ -164,10 +219,17 @@ class CosyVoiceFlow(Component):
         self.pre_lookahead_len = self.params.pre_lookahead_len
         self.vocab_size = self.params.vocab_size
         self.spk_embed_dim = self.params.spk_embed_dim
+        self.variant = "CosyVoice3" if isinstance(self.params, DiTFlowHyperParams) else "CosyVoice2"
+        # tokens per streaming attention chunk (the official chunk_size: 25 in both releases)
+        if isinstance(self.params, DiTFlowHyperParams):
+            self.chunk_tokens = self.params.estimator.static_chunk_size // self.token_mel_ratio
+        else:
+            self.chunk_tokens = self.params.encoder.static_chunk_size
 
     def describe(self) -> dict:
-        return {"feature_dim": self.feature_dim, "token_mel_ratio": self.token_mel_ratio,
-                "vocab_size": self.vocab_size, "spk_embed_dim": self.spk_embed_dim}
+        return {"variant": self.variant, "feature_dim": self.feature_dim, "token_mel_ratio": self.token_mel_ratio,
+                "vocab_size": self.vocab_size, "spk_embed_dim": self.spk_embed_dim,
+                "chunk_tokens": self.chunk_tokens}
 
     @property
     def guidance_scale(self) -> float:

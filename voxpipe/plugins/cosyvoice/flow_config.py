@@ -1,5 +1,6 @@
 """Typed hyper-parameters of the CosyVoice2 flow (`CausalMaskedDiffWithXvec`), from the `flow:`
 entry of cosyvoice2.yaml read as data (part of the family's HyperPyYAML reader, hyperparams.py).
+`read_flow_hyperparams` also dispatches CosyVoice3's `CausalMaskedDiffWithDiT` (flow_dit_config.py).
 
 Only the configuration CosyVoice2 uses is implemented; anything else is a ConfigError naming the
 key: a linear input layer with ESPnet relative positions and rel-pos self-attention, pre-norm
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxpipe.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from voxpipe.plugins.cosyvoice.flow_dit_config import DiTFlowHyperParams
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,24 @@ def _int(args: dict, key: str, where: str, default: Any = None) -> int:
     return int(value)
 
 
+def cfm_settings(decoder_args: dict[str, Any], where: str) -> tuple[str, float]:
+    """(t_scheduler, inference_cfg_rate) of a `CausalConditionalCFM`'s `cfm_params`; only the cosine
+    Euler solver (every official CosyVoice 2/3 file) is implemented."""
+    cfm = decoder_args.get("cfm_params")
+    cfm_args = cfm.kwargs() if hasattr(cfm, "kwargs") else dict(cfm or {})
+    cfm_args = cfm_args.get("content", cfm_args)  # !new:omegaconf.DictConfig {content: {...}}
+    scheduler = cfm_args.get("t_scheduler", "cosine")
+    if scheduler != "cosine":
+        raise ConfigError(f"{where}.decoder.cfm_params.t_scheduler = {scheduler!r}: only 'cosine' is implemented "
+                          f"(CosyVoice 2/3)")
+    if cfm_args.get("solver", "euler") != "euler":
+        raise ConfigError(f"{where}.decoder.cfm_params.solver = {cfm_args.get('solver')!r}: only 'euler' is implemented")
+    rate = cfm_args.get("inference_cfg_rate", 0.7)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+        raise ConfigError(f"{where}.decoder.cfm_params.inference_cfg_rate: expected a number >= 0, got {rate!r}")
+    return scheduler, float(rate)
+
+
 def flow_hyperparams_from_args(args: dict[str, Any], where: str = "flow") -> FlowHyperParams:
     """From the `flow: !new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec` arguments (nested
     entries are the reader's tagged nodes or plain mappings)."""
@@ -114,15 +136,7 @@ def flow_hyperparams_from_args(args: dict[str, Any], where: str = "flow") -> Flo
         raise ConfigError(f"{e}: input_size {encoder.input_size} != output_size {encoder.output_size}")
 
     decoder_args = _kwargs(args.get("decoder"), f"{where}.decoder", "CausalConditionalCFM")
-    cfm = decoder_args.get("cfm_params")
-    cfm_args = cfm.kwargs() if hasattr(cfm, "kwargs") else dict(cfm or {})
-    cfm_args = cfm_args.get("content", cfm_args)  # !new:omegaconf.DictConfig {content: {...}}
-    scheduler = cfm_args.get("t_scheduler", "cosine")
-    if scheduler != "cosine":
-        raise ConfigError(f"{where}.decoder.cfm_params.t_scheduler = {scheduler!r}: only 'cosine' is implemented "
-                          f"(CosyVoice2)")
-    if cfm_args.get("solver", "euler") != "euler":
-        raise ConfigError(f"{where}.decoder.cfm_params.solver = {cfm_args.get('solver')!r}: only 'euler' is implemented")
+    scheduler, cfg_rate = cfm_settings(decoder_args, where)
     estimator_args = _kwargs(decoder_args.get("estimator"), f"{where}.decoder.estimator", "CausalConditionalDecoder")
     d = f"{where}.decoder.estimator"
     act = estimator_args.get("act_fn", "snake")
@@ -148,8 +162,7 @@ def flow_hyperparams_from_args(args: dict[str, Any], where: str = "flow") -> Flo
         input_size=_int(args, "input_size", f, 512), output_size=_int(args, "output_size", f, 80),
         spk_embed_dim=_int(args, "spk_embed_dim", f, 192), vocab_size=_int(args, "vocab_size", f, 4096),
         token_mel_ratio=_int(args, "token_mel_ratio", f, 2), pre_lookahead_len=_int(args, "pre_lookahead_len", f, 3),
-        encoder=encoder, estimator=estimator, inference_cfg_rate=float(cfm_args.get("inference_cfg_rate", 0.7)),
-        t_scheduler=scheduler)
+        encoder=encoder, estimator=estimator, inference_cfg_rate=cfg_rate, t_scheduler=scheduler)
     if params.input_size != encoder.input_size:
         raise ConfigError(f"{f}.input_size {params.input_size} != encoder.input_size {encoder.input_size}")
     if estimator.out_channels != params.output_size or estimator.in_channels != 4 * params.output_size:
@@ -161,9 +174,24 @@ def flow_hyperparams_from_args(args: dict[str, Any], where: str = "flow") -> Flo
     return params
 
 
-def read_flow_hyperparams(yaml_file: Path) -> FlowHyperParams:
-    """The `flow:` entry of an official hyper-parameter file (read as data, never executed)."""
-    from voxpipe.plugins.cosyvoice.hyperparams import read_official_entry
+FLOW_CLASSES = {"CausalMaskedDiffWithXvec": "CosyVoice2", "CausalMaskedDiffWithDiT": "CosyVoice3"}
+"""The official flow classes `cosyvoice-flow` implements, and the release each belongs to."""
 
-    node = read_official_entry(yaml_file, "flow", "CausalMaskedDiffWithXvec", "cosyvoice-flow (CosyVoice2)")
-    return flow_hyperparams_from_args(node.kwargs(), where=f"{yaml_file}: flow")
+
+def read_flow_hyperparams(yaml_file: Path) -> FlowHyperParams | DiTFlowHyperParams:
+    """The `flow:` entry of an official hyper-parameter file (read as data, never executed):
+    CosyVoice2's `CausalMaskedDiffWithXvec` -> FlowHyperParams, CosyVoice3's
+    `CausalMaskedDiffWithDiT` -> DiTFlowHyperParams; another class is a ConfigError naming it."""
+    from voxpipe.plugins.cosyvoice.flow_dit_config import dit_flow_hyperparams_from_args
+    from voxpipe.plugins.cosyvoice.hyperparams import read_hyperparams
+
+    node = read_hyperparams(yaml_file).tree.get("flow")
+    if node is None or not hasattr(node, "kwargs"):
+        raise ConfigError(f"{yaml_file}: no 'flow: !new:...' entry (expected one of {sorted(FLOW_CLASSES)})")
+    where = f"{yaml_file}: flow"
+    if node.class_name == "CausalMaskedDiffWithXvec":
+        return flow_hyperparams_from_args(node.kwargs(), where=where)
+    if node.class_name == "CausalMaskedDiffWithDiT":
+        return dit_flow_hyperparams_from_args(node.kwargs(), where=where)
+    raise ConfigError(f"{where} is {node.target}; cosyvoice-flow implements "
+                      + ", ".join(f"{name} ({release})" for name, release in FLOW_CLASSES.items()))

@@ -123,14 +123,16 @@ class ConformerLayer(nn.Module):
 
 
 class PreLookaheadLayer(nn.Module):
-    """Each token sees the next `lookahead` ones (conv over [x, context or zeros]), then a causal
-    3-tap conv; residual."""
+    """Each token sees the next `lookahead` ones (conv over [x, context or zeros], channels ->
+    hidden), then a causal 3-tap conv (hidden -> channels); residual. CosyVoice2 runs it inside
+    the encoder (hidden = channels), CosyVoice3 directly on the 80-d token embeddings (hidden 1024)."""
 
-    def __init__(self, channels: int, lookahead: int) -> None:
+    def __init__(self, channels: int, lookahead: int, hidden: int | None = None) -> None:
         super().__init__()
+        hidden = channels if hidden is None else hidden
         self.lookahead = lookahead
-        self.conv1 = nn.Conv1d(channels, channels, kernel_size=lookahead + 1)
-        self.conv2 = nn.Conv1d(channels, channels, kernel_size=3)
+        self.conv1 = nn.Conv1d(channels, hidden, kernel_size=lookahead + 1)
+        self.conv2 = nn.Conv1d(hidden, channels, kernel_size=3)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C), context (B, lookahead, C) of the tokens after x, or None (end of input)."""

@@ -2,12 +2,15 @@
 
 - `CosyVoiceSpeechTokenizer` (kind `speech_tokenizer`): 16 kHz audio -> Whisper-style 128-bin
   log-mel (n_fft 400, hop 160, log10, floor max - 8, (x + 4) / 4) -> `speech_tokenizer_v2.onnx`
-  -> 25 Hz speech tokens.
+  (CosyVoice2) or `speech_tokenizer_v3.onnx` (CosyVoice3: same inputs, the official front-end
+  runs both alike) -> 25 Hz speech tokens.
 - `CampPlusSpeakerEncoder` (kind `speaker_embedding`): 16 kHz audio -> 80-bin Kaldi fbank
   (25 ms Povey window, 10 ms shift, pre-emphasis 0.97, DC removal, no dither, natural log of
   the power mel energies), minus its mean over time -> `campplus.onnx` -> (192,) x-vector.
 - `prompt_mel`: 24 kHz audio -> the flow's mel (Matcha-TTS `mel_spectrogram`: Slaney mel
-  filters, |STFT| with (n_fft - hop) / 2 reflect padding, log(clamp(1e-5))), (T, 80).
+  filters, |STFT| with (n_fft - hop) / 2 reflect padding, log(clamp(1e-5))), (T, 80); its
+  settings are the yaml's `feat_extractor` (fmax 8000 in cosyvoice2.yaml, null = 12 kHz in
+  cosyvoice3.yaml).
 
 The filterbanks and the fbank are written here in numpy/torch (no torchaudio: its PyPI wheels do
 not load beside the CPU torch; no librosa/whisper at run time); the tests compare them with
@@ -31,6 +34,8 @@ from voxpipe.core.component import Params as BaseParams
 from voxpipe.core.errors import AudioError, ConfigError, WeightsError
 
 SPEECH_TOKENIZER_FILE = "speech_tokenizer_v2.onnx"
+SPEECH_TOKENIZER_FILES = {"cosyvoice2": SPEECH_TOKENIZER_FILE, "cosyvoice3": "speech_tokenizer_v3.onnx"}
+"""The official speech tokenizer of each version (cli/cosyvoice.py's CosyVoice2 / CosyVoice3)."""
 SPEAKER_ENCODER_FILE = "campplus.onnx"
 FRONTEND_RATE = 16000
 MAX_PROMPT_SECONDS = 30.0
@@ -201,11 +206,15 @@ class _OnnxGraphComponent(Component):
 
 
 class SpeechTokenizerParams(BaseParams):
-    model: str | None = Field(None, description=f"{SPEECH_TOKENIZER_FILE} or its folder (default: model_dir's)")
+    model: str | None = Field(None, description="speech_tokenizer_v2.onnx / _v3.onnx or its folder (default: "
+                                                "model_dir's, the version the model folder's yaml names)")
+    version: str = Field("cosyvoice2", pattern="^cosyvoice[23]$",
+                         description="which official graph a folder given as `model` holds: cosyvoice2 -> "
+                                     "speech_tokenizer_v2.onnx, cosyvoice3 -> speech_tokenizer_v3.onnx")
 
 
 class CosyVoiceSpeechTokenizer(_OnnxGraphComponent):
-    """speech_tokenizer_v2.onnx on a Whisper 128-mel: 16 kHz audio -> 25 Hz speech tokens."""
+    """speech_tokenizer_v2/v3.onnx on a Whisper 128-mel: 16 kHz audio -> 25 Hz speech tokens."""
 
     kind: ClassVar[str] = "speech_tokenizer"
     name: ClassVar[str] = "cosyvoice-speech-tokenizer"
@@ -213,6 +222,10 @@ class CosyVoiceSpeechTokenizer(_OnnxGraphComponent):
     graph_file: ClassVar[str] = SPEECH_TOKENIZER_FILE
     config_key: ClassVar[str] = "speech_tokenizer.model"
     what: ClassVar[str] = "speech tokenizer"
+
+    def __init__(self, *, model, version) -> None:
+        self.graph_file = SPEECH_TOKENIZER_FILES[version]  # per instance: the version's official file
+        super().__init__(model=model)
 
     def tokens(self, wave_16k: torch.Tensor) -> list[int]:
         wave = _check_wave(wave_16k, self.what)

@@ -48,8 +48,9 @@ class ConvRNNF0Predictor(nn.Module):
         return torch.abs(self.classifier(hidden).squeeze(-1))
 
 
-class HarmonicSource(nn.Module):
-    """F0 per sample (B, N, 1) -> merged harmonic source (B, N, 1)."""
+class HarmonicSourceBase(nn.Module):
+    """The NSF source's hyper-parameters, its merge layer and the sine-and-noise arithmetic shared by
+    the random source (`HarmonicSource`) and CosyVoice3's fixed-table one (hift_causal_source)."""
 
     def __init__(self, sampling_rate: int, upsample_scale: int, harmonics: int, sine_amp: float,
                  noise_std: float, voiced_threshold: float) -> None:
@@ -60,29 +61,46 @@ class HarmonicSource(nn.Module):
         self.sine_amp = sine_amp
         self.noise_std = noise_std
         self.voiced_threshold = voiced_threshold
-        # CosyVoice picks the sine generator by rate: the 22.05 kHz models use the per-sample one
-        self.per_sample_phase = sampling_rate == 22050
         self.l_linear = nn.Linear(harmonics + 1, 1)
+
+    def frame_rate_phase(self, f0: torch.Tensor, initial: torch.Tensor, upsample_mode: str) -> torch.Tensor:
+        """SineGen2's phase: f0 (B, N, 1) Hz, initial (B or 1, H+1) cycles added to the first
+        sample -> phase (B, N, H+1) radians of the fundamental and its harmonics, integrated at
+        frame rate (N / upsample_scale) and brought back to samples by `upsample_mode` ("linear":
+        SineGen2, "nearest": its causal variant, which holds each frame's value)."""
+        multiples = torch.arange(1, self.harmonics + 2, dtype=torch.float32, device=f0.device).view(1, 1, -1)
+        rad = (f0 * multiples / self.sampling_rate) % 1
+        rad[:, 0, :] = rad[:, 0, :] + initial
+        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1 / self.upsample_scale, mode="linear").transpose(1, 2)
+        phase = torch.cumsum(rad, dim=1) * 2 * np.pi
+        return F.interpolate(phase.transpose(1, 2) * self.upsample_scale, scale_factor=self.upsample_scale,
+                             mode=upsample_mode).transpose(1, 2)
+
+    def voiced_with_noise(self, waves: torch.Tensor, f0: torch.Tensor, unit_noise: torch.Tensor) -> torch.Tensor:
+        """waves (amplitude sine_amp) kept where f0 > voiced_threshold, plus unit_noise scaled to
+        noise_std where voiced and sine_amp / 3 where not; f0 broadcasts against waves (one value
+        per sample, Hz), unit_noise has waves' shape."""
+        voiced = (f0 > self.voiced_threshold).float()
+        noise_amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
+        return waves * voiced + noise_amp * unit_noise
+
+
+class HarmonicSource(HarmonicSourceBase):
+    """F0 per sample (B, N, 1) -> merged harmonic source (B, N, 1)."""
+
+    @property
+    def per_sample_phase(self) -> bool:
+        """CosyVoice picks the sine generator by rate: the 22.05 kHz models use the per-sample one."""
+        return self.sampling_rate == 22050
 
     def sines(self, f0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(B, N, 1) Hz -> (B, N, H+1) sines (amplitude sine_amp) plus noise."""
         if self.per_sample_phase:
             return self._sines_per_sample(f0, generator)
-        multiples = torch.arange(1, self.harmonics + 2, dtype=torch.float32, device=f0.device).view(1, 1, -1)
-        rad = (f0 * multiples / self.sampling_rate) % 1
         initial = torch.rand(f0.shape[0], self.harmonics + 1, generator=generator, device=f0.device)
         initial[:, 0] = 0
-        rad[:, 0, :] = rad[:, 0, :] + initial
-        # phase integrated at frame rate, then linearly interpolated back to samples (as SineGen2)
-        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1 / self.upsample_scale, mode="linear").transpose(1, 2)
-        phase = torch.cumsum(rad, dim=1) * 2 * np.pi
-        phase = F.interpolate(phase.transpose(1, 2) * self.upsample_scale, scale_factor=self.upsample_scale,
-                              mode="linear").transpose(1, 2)
-        waves = torch.sin(phase) * self.sine_amp
-        voiced = (f0 > self.voiced_threshold).float()
-        noise_amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
-        noise = noise_amp * _randn_like(waves, generator)
-        return waves * voiced + noise
+        waves = torch.sin(self.frame_rate_phase(f0, initial, "linear")) * self.sine_amp
+        return self.voiced_with_noise(waves, f0, _randn_like(waves, generator))
 
     def _sines_per_sample(self, f0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         f0 = f0.transpose(1, 2)  # (B, 1, N)
@@ -93,10 +111,7 @@ class HarmonicSource(nn.Module):
         initial = low + torch.rand(f0.shape[0], self.harmonics + 1, 1, generator=generator, device=f0.device) * (high - low)
         initial[:, 0, :] = 0
         waves = self.sine_amp * torch.sin(theta + initial)
-        voiced = (f0 > self.voiced_threshold).float()
-        noise_amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
-        noise = noise_amp * _randn_like(waves, generator)
-        return (waves * voiced + noise).transpose(1, 2)
+        return self.voiced_with_noise(waves, f0, _randn_like(waves, generator)).transpose(1, 2)
 
     def forward(self, f0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         waves = self.sines(f0, generator)

@@ -224,7 +224,16 @@ class CosyVoiceHyperParams:
     sample_rate: int | None = None
     token_frame_rate: int | None = None
     chunk_size: int | None = None
+    tokenizer_version: str = "cosyvoice2"  # get_tokenizer's `version` (its special-token set)
     ignored: list[str] = field(default_factory=list)  # keys holding training/seed-only entries
+
+    @property
+    def version(self) -> str:
+        """'cosyvoice3' when the LM is CosyVoice3LM or the flow CausalMaskedDiffWithDiT, else 'cosyvoice2'."""
+        if (self.lm is not None and self.lm.variant == "CosyVoice3LM") or (
+                self.flow is not None and self.flow.variant == "CausalMaskedDiffWithDiT"):
+            return "cosyvoice3"
+        return "cosyvoice2"
 
     def require(self, part: str):
         value = getattr(self, part)
@@ -262,7 +271,22 @@ def parse_hyperparams(text: str, file: str | Path = "<string>") -> CosyVoiceHype
     _typed(params, "flow", "flow", _flow_config)
     _typed(params, "hift", "hift", _hift_config)
     _typed(params, "feat_extractor", "feat_extractor", _mel_config)
+    params.tokenizer_version = _tokenizer_version(tree.get("get_tokenizer"), file)
     return params
+
+
+TOKENIZER_VERSIONS = ("cosyvoice2", "cosyvoice3")
+
+
+def _tokenizer_version(node: Any, file: Path) -> str:
+    """`get_tokenizer: !name:...get_qwen_tokenizer {version: ...}` (official default cosyvoice2)."""
+    if not isinstance(node, Tagged) or node.class_name != "get_qwen_tokenizer":
+        return "cosyvoice2"
+    version = node.kwargs().get("version", "cosyvoice2")
+    if version not in TOKENIZER_VERSIONS:
+        raise ConfigError(f"{file}: key 'get_tokenizer.version' is {version!r}; voxpipe knows "
+                          f"{' and '.join(TOKENIZER_VERSIONS)}")
+    return version
 
 
 def read_official_entry(yaml_file: Path, key: str, class_name: str, implemented_by: str) -> Tagged:

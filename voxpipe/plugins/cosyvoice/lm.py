@@ -10,7 +10,13 @@ then one speech token (25 Hz) per step from `llm_decoder(hidden)`, fed back thro
 `llm_embedding` (2 rows); CosyVoice3 from `speech_embedding` rows speech_token_size + 0 / + 2.
 Generation stops on a stop token (speech_token_size + 0..2 for CosyVoice2, + 0..199 for
 CosyVoice3) or after `max_token_text_ratio` x len(text) tokens; before `min_token_text_ratio` x
-len(text) tokens the eos row (speech_token_size) is masked.
+len(text) tokens the row `speech_token_size` is masked — for both versions, as the official
+`sampling_ids` does (for CosyVoice3 that row is sos, its eos is speech_token_size + 1 and stays
+drawable: an official quirk kept on purpose, parity fixture `lm_cv3_tiny`).
+
+CosyVoice3 only: (prompt text ++ text) must contain `<|endofprompt|>` (official: an assertion on
+the hard-coded id 151646 of the official vocabulary; here a ConfigError, the id is the
+`endofprompt_id` parameter so that tokenizers with other vocabularies work).
 
 Sampling is the official `ras_sampling`: nucleus sampling (top-p within the top-k), and when the
 drawn token already occurs >= win_size * tau_r times in the last `win_size` tokens, that token is
@@ -50,6 +56,7 @@ from voxpipe.plugins.cosyvoice.official_weights import (
 )
 
 LM_WEIGHTS_FILE = "llm.pt"
+OFFICIAL_ENDOFPROMPT_ID = 151646  # <|endofprompt|> in CosyVoice-BlankEN's vocabulary (the official assertion's)
 QWEN_FOLDER = "CosyVoice-BlankEN"
 
 
@@ -106,12 +113,14 @@ class SpeechLM(nn.Module):
         super().__init__()
         self.config = config
         size = config.speech_token_size
+        # the row masked before min_len: speech_token_size for both (official `sampling_ids`)
+        self.min_len_masked = size
         if config.variant == "Qwen2LM":
             self.llm_embedding = nn.Embedding(2, config.llm_input_size)
             rows, bias = size + 3, True
             self.sos, self.task_id, self.eos = 0, 1, size
             self.stop_tokens = frozenset(size + i for i in range(3))
-        else:  # CosyVoice3LM
+        else:  # CosyVoice3LM: sos / eos / task_id are speech-embedding rows, 200 reserved rows all stop
             rows, bias = size + 200, False
             self.sos, self.task_id, self.eos = size + 0, size + 2, size + 1
             self.stop_tokens = frozenset(size + i for i in range(200))
@@ -178,6 +187,9 @@ class CosyVoiceLMParams(BaseParams):
     min_token_text_ratio: float = Field(2.0, ge=0, description="min speech tokens per text token")
     max_token_text_ratio: float = Field(20.0, gt=0, description="max speech tokens per text token")
     attention: str = Field("sdpa", pattern="^(sdpa|eager)$", description="Qwen2 attention implementation")
+    endofprompt_id: int | None = Field(None, ge=0, description="CosyVoice3: id of <|endofprompt|>, which prompt "
+                                                                 "text ++ text must contain (None: the family's "
+                                                                 "tokenizer's, else 151646, the official vocabulary's)")
     device: str = Field("cpu", description="torch device")
 
 
@@ -189,12 +201,14 @@ class CosyVoiceLM(Component):
     Params: ClassVar[type[BaseParams]] = CosyVoiceLMParams
 
     def __init__(self, *, model_dir, weights, hyperparams, qwen_config, top_p, top_k, win_size, tau_r,
-                 min_token_text_ratio, max_token_text_ratio, attention, device) -> None:
+                 min_token_text_ratio, max_token_text_ratio, attention, endofprompt_id, device) -> None:
         self.overrides = {k: v for k, v in {"top_p": top_p, "top_k": top_k, "win_size": win_size, "tau_r": tau_r}.items()
                           if v is not None}
         self.lengths = LengthRule(min_token_text_ratio, max_token_text_ratio)
         self.paths = {"weights": weights, "hyperparams": hyperparams, "qwen_config": qwen_config}
         self.attention, self.device = attention, torch.device(device)
+        self.endofprompt_given = endofprompt_id is not None  # a family's tokenizer may set it when not given
+        self.endofprompt_id = OFFICIAL_ENDOFPROMPT_ID if endofprompt_id is None else endofprompt_id
         self.model: SpeechLM | None = None
         if model_dir is not None or weights is not None:
             self.load(model_dir)
@@ -246,6 +260,18 @@ class CosyVoiceLM(Component):
     def speech_token_size(self) -> int:
         return self.config.speech_token_size
 
+    @property
+    def variant(self) -> str:
+        """'Qwen2LM' (CosyVoice2) or 'CosyVoice3LM'."""
+        return self.config.variant
+
+    def check_text(self, text: Sequence[int], prompt_text: Sequence[int] = ()) -> None:
+        """CosyVoice3 needs <|endofprompt|> in prompt text ++ text (what the official LM asserts)."""
+        if self.variant == "CosyVoice3LM" and self.endofprompt_id not in {int(t) for t in (*prompt_text, *text)}:
+            raise ConfigError(f"CosyVoice3 needs <|endofprompt|> (id {self.endofprompt_id}, lm.endofprompt_id) in the "
+                              f"prompt text or the text, e.g. a voice transcript 'You are a helpful "
+                              f"assistant.<|endofprompt|>What the clip says.'")
+
     @torch.inference_mode()
     def first_logprobs(self, text: Sequence[int], prompt_text: Sequence[int] = (),
                        prompt_speech_tokens: Sequence[int] = ()) -> torch.Tensor:
@@ -266,6 +292,7 @@ class CosyVoiceLM(Component):
         sampling = sampling or self.sampling
         if not text:
             raise ConfigError("CosyVoice LM: no text tokens to speak")
+        self.check_text(text, prompt_text)
         bad = [t for t in prompt_speech_tokens if not 0 <= int(t) < self.speech_token_size]
         if bad:
             raise ConfigError(f"prompt speech tokens must be in [0, {self.speech_token_size}); got {bad[:5]}")
@@ -275,7 +302,7 @@ class CosyVoiceLM(Component):
         for step in range(max_len):
             logp, cache = model.step(inputs, cache)
             if step < min_len:
-                logp[model.eos] = -float("inf")
+                logp[model.min_len_masked] = -float("inf")
             if on_logprobs is not None:
                 on_logprobs(step, logp.clone())
             token = ras_sampling(logp, decoded, sampling, generator)

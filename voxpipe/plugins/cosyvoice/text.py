@@ -1,7 +1,9 @@
 """`cosyvoice-text`: CosyVoice2/3's text tokenizer — the Qwen2 byte-level BPE of the model's
 `CosyVoice-BlankEN` folder plus the special tokens the official `CosyVoice2Tokenizer` adds
-(`<|endofprompt|>`, `[breath]`, `<strong>`, `[laughter]`, ...), read with Hugging Face's
-`tokenizers` (nothing downloaded, no transformers).
+(`<|endofprompt|>`, `[breath]`, `<strong>`, `[laughter]`, ...) and, with `version: cosyvoice3`
+(the official `CosyVoice3Tokenizer`), `<|endofsystem|>` and 260 phoneme tokens (`[AA0]`...`[zh]`,
+pinyin finals with tones `[iǎng]`...), read with Hugging Face's `tokenizers` (nothing
+downloaded, no transformers).
 
 The folder holds either a `tokenizer.json`, or `vocab.json` + `merges.txt` (+ the added tokens in
 `tokenizer_config.json`), from which the same pipeline transformers' Qwen2 converter builds is
@@ -28,15 +30,35 @@ ENDOFTEXT = "<|endoftext|>"
 COSYVOICE2_SPECIAL = ("<|im_start|>", "<|im_end|>", "<|endofprompt|>", "[breath]", "<strong>", "</strong>", "[noise]",
                       "[laughter]", "[cough]", "[clucking]", "[accent]", "[quick_breath]", "<laughter>", "</laughter>",
                       "[hissing]", "[sigh]", "[vocalized-noise]", "[lipsmack]", "[mn]")
+# CosyVoice3Tokenizer's additions after the CosyVoice2 list, in the official (= id) order:
+# <|endofsystem|>, then these phone names, each in brackets ("[AA]", ..., "[ǜ]").
+_COSYVOICE3_PHONES = """
+AA AA0 AA1 AA2 AE AE0 AE1 AE2 AH AH0 AH1 AH2 AO AO0 AO1 AO2 AW AW0 AW1 AW2 AY AY0 AY1 AY2 B CH D DH
+EH EH0 EH1 EH2 ER ER0 ER1 ER2 EY EY0 EY1 EY2 F G HH IH IH0 IH1 IH2 IY IY0 IY1 IY2 JH K L M N NG OW
+OW0 OW1 OW2 OY OY0 OY1 OY2 P R S SH T TH UH UH0 UH1 UH2 UW UW0 UW1 UW2 V W Y Z ZH a ai an ang ao b c
+ch d e ei en eng f g h i ian in ing iu ià iàn iàng iào iá ián iáng iáo iè ié iòng ióng iù iú iā iān
+iāng iāo iē iě iōng iū iǎ iǎn iǎng iǎo iǒng iǔ j k l m n o ong ou p q r s sh t u uang ue un uo uà
+uài uàn uàng uá uái uán uáng uè ué uì uí uò uó uā uāi uān uāng uē uě uī uō uǎ uǎi uǎn uǎng uǐ uǒ vè
+w x y z zh à ài àn àng ào á ái án áng áo è èi èn èng èr é éi én éng ér ì ìn ìng í ín íng ò òng òu ó
+óng óu ù ùn ú ún ā āi ān āng āo ē ēi ēn ēng ě ěi ěn ěng ěr ī īn īng ō ōng ōu ū ūn ǎ ǎi ǎn ǎng ǎo ǐ
+ǐn ǐng ǒ ǒng ǒu ǔ ǔn ǘ ǚ ǜ
+"""
+COSYVOICE3_SPECIAL = (*COSYVOICE2_SPECIAL, "<|endofsystem|>", *(f"[{name}]" for name in _COSYVOICE3_PHONES.split()))
+SPECIAL_TOKENS = {"cosyvoice2": COSYVOICE2_SPECIAL, "cosyvoice3": COSYVOICE3_SPECIAL}
+ENDOFPROMPT = "<|endofprompt|>"
 
 
 class CosyVoiceTextParams(Params):
     path: str = Field(..., description="the Qwen2 tokenizer folder (CosyVoice-BlankEN) or its tokenizer.json")
+    version: str = Field("cosyvoice2", pattern="^cosyvoice[23]$",
+                         description="special-token set: cosyvoice2 or cosyvoice3 (the yaml's get_tokenizer version)")
 
 
-def build_qwen_tokenizer(path: str | Path):
+def build_qwen_tokenizer(path: str | Path, version: str = "cosyvoice2"):
     """A `tokenizers.Tokenizer` for a CosyVoice-BlankEN folder (or tokenizer.json), with the
-    CosyVoice2 special tokens added."""
+    special tokens of CosyVoice `version` ("cosyvoice2" / "cosyvoice3") added."""
+    if version not in SPECIAL_TOKENS:
+        raise ConfigError(f"CosyVoice text tokenizer version {version!r}: expected one of {', '.join(SPECIAL_TOKENS)}")
     from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
 
@@ -66,7 +88,7 @@ def build_qwen_tokenizer(path: str | Path):
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
         tokenizer.decoder = decoders.ByteLevel()
         tokenizer.add_special_tokens(_configured_added_tokens(folder / "tokenizer_config.json"))
-    tokenizer.add_special_tokens([ENDOFTEXT, *COSYVOICE2_SPECIAL])
+    tokenizer.add_special_tokens([ENDOFTEXT, *SPECIAL_TOKENS[version]])
     return tokenizer
 
 
@@ -89,17 +111,18 @@ def _configured_added_tokens(file: Path) -> list:
 
 
 class CosyVoiceTextTokenizer(Tokenizer):
-    """Qwen2 BPE + CosyVoice2 special tokens: text -> ids of the LM's text embedding."""
+    """Qwen2 BPE + CosyVoice2/3 special tokens: text -> ids of the LM's text embedding."""
 
     name: ClassVar[str] = "cosyvoice-text"
     description: ClassVar[str] = "Qwen2 byte-level BPE of a CosyVoice model (CosyVoice-BlankEN) + its special tokens"
     Params: ClassVar[type[Params]] = CosyVoiceTextParams
 
-    def __init__(self, *, path: str) -> None:
+    def __init__(self, *, path: str, version: str) -> None:
         from voxpipe.core.weights import resolve_path
 
         self.path = resolve_path(path, what="CosyVoice text tokenizer")
-        self.tokenizer = build_qwen_tokenizer(self.path)
+        self.version = version
+        self.tokenizer = build_qwen_tokenizer(self.path, version)
         self.vocab = self.tokenizer.get_vocab(with_added_tokens=True)
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
 
@@ -118,5 +141,9 @@ class CosyVoiceTextTokenizer(Tokenizer):
             raise ConfigError(f"text must be a string, got {type(text).__name__}")
         return text
 
+    def token_id(self, token: str) -> int | None:
+        """The id of a (special) token, e.g. `<|endofprompt|>`; None when absent."""
+        return self.tokenizer.token_to_id(token)
+
     def describe(self) -> dict:
-        return {"vocab_size": self.vocab_size}
+        return {"vocab_size": self.vocab_size, "version": self.version}

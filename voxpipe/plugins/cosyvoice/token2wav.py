@@ -1,5 +1,5 @@
-"""CosyVoice2's token-to-wave, whole or streamed (as the official `CosyVoice2Model.tts` with
-`stream=True` and its `token2wav`).
+"""CosyVoice2/3's token-to-wave, whole or streamed (as the official `CosyVoice2Model.tts` with
+`stream=True` and its `token2wav`; CosyVoice3: `CosyVoice3Model.token2wav`, same `tts`).
 
 Streamed, speech tokens (25 Hz) arrive one by one; a chunk is made as soon as
 `hop + pre_lookahead_len` tokens past the current offset exist:
@@ -23,11 +23,24 @@ Streamed, speech tokens (25 Hz) arrive one by one; a chunk is made as soon as
 Whole (not streamed): one flow call on every token with `finalize=True, streaming=False`, one
 vocoder call with an empty source cache.
 
+CosyVoice3 (a causal HiFT vocoder, `vocoder.causal`): the chunking, hops and flow calls are the
+same; the vocoder side is the official `CosyVoice3Model.token2wav`'s instead: no mel cache of 8
+frames, no source cache, no fades. All mel so far is kept and re-vocoded at every chunk with the
+chunk's `finalize`, and only the samples past those already returned are emitted
+(`vocoder.causal_stream()`: with finalize=False the causal HiFT withholds the speech of the last
+8 mel frames, its look-ahead, which the next chunk makes final).
+
+CosyVoice3 also limits silence before the flow (`limit_silent_tokens`): the official `llm_job`
+drops a silent/breath token (FSQ ids 1, 2, 28, 29, 55, 248, 494, 2241, 2242, 2322, 2323) when
+more than 5 of them in a row came before it; the LM's own history keeps them.
+
 Interfaces used (part 1's flow and HiFT, or any object with the same methods):
     flow.inference(token=(1, T), prompt_token=(1, Tp), prompt_feat=(1, Tm, F), embedding=(1, E),
                    streaming=bool, finalize=bool, **flow_options) -> (mel (1, F, T_mel), cache)
     vocoder.inference(mel (1, F, T), cache_source (1, 1, N)) -> (speech (1, N), source (1, 1, N))
-    or a plain voxpipe Vocoder: vocoder.decode((1, F, T)) -> (1, N) (no source cache then).
+    or a plain voxpipe Vocoder: vocoder.decode((1, F, T)) -> (1, N) (no source cache then);
+    CosyVoice3: vocoder.causal (True) and vocoder.causal_stream() -> an object with
+    push(mel (1, F, t), finalize=bool) -> new speech (1, n).
 """
 
 from __future__ import annotations
@@ -39,6 +52,24 @@ from typing import Any
 
 import numpy as np
 import torch
+
+COSYVOICE3_SILENT_TOKENS = frozenset({1, 2, 28, 29, 55, 248, 494, 2241, 2242, 2322, 2323})
+"""CosyVoice3Model.silent_tokens: FSQ silent and breath tokens (CosyVoice2 has none)."""
+MAX_SILENT_RUN = 5
+
+
+def limit_silent_tokens(tokens: Iterable[int], silent: frozenset[int], max_run: int = MAX_SILENT_RUN) -> Iterator[int]:
+    """`tokens` without the silent ones that follow `max_run` silent tokens in a row (the official
+    `llm_job`: the run counter keeps counting over dropped tokens, a non-silent one resets it)."""
+    run = 0
+    for token in tokens:
+        if token in silent:
+            run += 1
+            if run > max_run:
+                continue
+        else:
+            run = 0
+        yield token
 
 
 @dataclass(frozen=True)
@@ -105,6 +136,10 @@ class Token2Wav:
         hop = self.settings.token_hop_len
         self.prompt_pad = math.ceil(prompt_tokens.shape[1] / hop) * hop - prompt_tokens.shape[1]
         self.cache: _VocoderCache | None = None
+        # CosyVoice3's causal HiFT: all mel so far re-vocoded per chunk, new samples returned
+        self.causal_stream = vocoder.causal_stream() if getattr(vocoder, "causal", False) else None
+        if self.causal_stream is not None and vocoder_generator is not None:
+            raise ValueError("the causal HiFT draws nothing per call: pass no vocoder_generator")
         self.finished = False
         self.chunk_token_ends: list[int] = []  # token count each streamed chunk was made from
 
@@ -158,6 +193,8 @@ class Token2Wav:
                                      embedding=self.embedding, streaming=streaming, finalize=finalize,
                                      **self.flow_options)
         mel = mel[:, :, self.offset * s.token_mel_ratio:]
+        if self.causal_stream is not None:  # CosyVoice3
+            return self.causal_stream.push(mel, finalize=finalize)
         if self.cache is not None:
             mel = torch.cat([self.cache.mel, mel], dim=2)
             source = self.cache.source

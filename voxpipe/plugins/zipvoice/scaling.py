@@ -3,7 +3,9 @@
 The official modules wrap these in training-only machinery (gradient balancers, whitening
 penalties, scheduled dropout, parameter limits); at inference all of that is the identity and
 only the forward arithmetic below remains. The arithmetic is written in the same order as the
-reference so float32 results agree to rounding.
+reference so float32 results agree to rounding. Training adds that machinery back, from
+regularizers.py, through the `regularizers_of` switch below (the identity unless attached and in
+training mode).
 """
 
 from __future__ import annotations
@@ -13,6 +15,33 @@ from torch import Tensor, nn
 
 SWOOSH_SLOPE = 0.08
 EXP_FINITE_BELOW = 88.0  # float32 exp(a) is finite for a <= 88.72 (FLT_MAX = e^88.72)
+
+
+class _Unregularized:
+    """The exact network: every training-time regulariser site is the identity."""
+
+    @staticmethod
+    def apply(name: str, x: Tensor) -> Tensor:
+        return x
+
+    @staticmethod
+    def keep_mask(name: str, x: Tensor) -> None:
+        return None
+
+    @staticmethod
+    def happens(name: str) -> bool:
+        return False
+
+
+UNREGULARIZED = _Unregularized()
+
+
+def regularizers_of(module: nn.Module):
+    """The switch for training-time regularisers: the `Sites` that
+    `regularizers.attach_regularizers` gave `module`, while it is in training mode; otherwise the
+    identity (inference, eval mode, `training.regularize: false`), i.e. the exact network."""
+    sites = module.__dict__.get("regularizers")
+    return sites if sites is not None and module.training else UNREGULARIZED
 
 
 def _swoosh(x: Tensor, offset: float, constant: float) -> Tensor:
@@ -109,6 +138,7 @@ class ActivationAndLinear(nn.Module):
             offset, _ = SWOOSH_OFFSETS[self.activation]
             return nn.functional.linear(_swoosh_fused_without_constant(x, offset), self.weight, self._folded_bias())
         x = swoosh_l(x) if self.activation == "SwooshL" else swoosh_r(x)
+        x = regularizers_of(self).apply("dropout", x)
         return nn.functional.linear(x, self.weight, self.bias)
 
     def _folded_bias(self) -> Tensor:
@@ -143,5 +173,6 @@ class BiasNorm(nn.Module):
         if self.fused:  # fast path: one reduction pass (rsqrt of the mean square), same function
             mean_square = torch.linalg.vector_norm(x - self.bias, dim=-1, keepdim=True).square_().div_(x.shape[-1])
             return x * mean_square.rsqrt_().mul_(self.log_scale.exp())
-        scales = (torch.mean((x - self.bias) ** 2, dim=-1, keepdim=True) ** -0.5) * self.log_scale.exp()
+        log_scale = regularizers_of(self).apply("log_scale_limit", self.log_scale)
+        scales = (torch.mean((x - self.bias) ** 2, dim=-1, keepdim=True) ** -0.5) * log_scale.exp()
         return x * scales

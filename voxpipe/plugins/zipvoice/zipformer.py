@@ -8,6 +8,9 @@ rounding match. Module attribute names mirror the official state dict
 Structure of one decoder (`TTSZipformer`): in_proj -> a U-Net-shaped sequence of stacks
 (downsampling factors e.g. 1,2,4,2,1; a downsampled stack is averaged down, run, repeated
 back up and mixed with its input through a learned per-channel bypass) -> out_proj.
+
+Training-time regularisers (regularizers.py) act at the `regularizers_of(self)` calls, in
+training mode only once attached; everywhere else those calls are the identity.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from voxpipe.plugins.zipvoice.scaling import ActivationAndLinear, BiasNorm, SwooshR
+from voxpipe.plugins.zipvoice.scaling import (
+    ActivationAndLinear,
+    BiasNorm,
+    SwooshR,
+    regularizers_of,
+)
 
 # Sinusoidal width of the guidance-scale input of distilled decoders: a constructor default
 # the official models never override, independent of time_embed_dim.
@@ -108,15 +116,19 @@ class RelPositionMultiheadAttentionWeights(nn.Module):
         """x (T, B, C), pos_emb (1, 2T-1, pos_dim), key_padding_mask (B, T) True=pad."""
         seq_len, batch_size, _ = x.shape
         heads, dq, dp = self.num_heads, self.query_head_dim, self.pos_head_dim
+        regularize = regularizers_of(self)
         x = self.in_proj(x)
         q = x[..., : heads * dq].reshape(seq_len, batch_size, heads, dq).permute(2, 1, 0, 3)
-        k = x[..., heads * dq : 2 * heads * dq].reshape(seq_len, batch_size, heads, dq).permute(2, 1, 3, 0)
+        k = regularize.apply("whiten_keys", regularize.apply("balance_keys", x[..., heads * dq : 2 * heads * dq]))
+        k = k.reshape(seq_len, batch_size, heads, dq).permute(2, 1, 3, 0)
         p = x[..., 2 * heads * dq :].reshape(seq_len, batch_size, heads, dp).permute(2, 1, 0, 3)
         scores = torch.matmul(q, k)  # (H, B, T_query, T_key)
 
-        pos = self.linear_pos(pos_emb).reshape(-1, 2 * seq_len - 1, heads, dp).permute(2, 0, 3, 1)
-        rel_scores = torch.matmul(p, pos)  # (H, B, T_query, 2T-1), last axis = relative offset
-        scores = scores + relative_to_absolute(rel_scores)
+        if not regularize.happens("pos_emb_skip_rate"):
+            pos = self.linear_pos(pos_emb).reshape(-1, 2 * seq_len - 1, heads, dp).permute(2, 0, 3, 1)
+            rel_scores = torch.matmul(p, pos)  # (H, B, T_query, 2T-1), last axis = relative offset
+            scores = scores + relative_to_absolute(rel_scores)
+        scores = regularize.apply("penalize_scores", scores)
 
         if key_padding_mask is not None and bool(key_padding_mask.any()):
             scores = scores.masked_fill(key_padding_mask.unsqueeze(1), -1000)
@@ -138,7 +150,7 @@ class SelfAttention(nn.Module):
         v = self.in_proj(x).reshape(seq_len, batch_size, heads, -1).permute(2, 1, 0, 3)
         out = torch.matmul(attn_weights, v)  # (H, B, T, dv)
         out = out.permute(2, 1, 0, 3).reshape(seq_len, batch_size, -1)
-        return self.out_proj(out)
+        return regularizers_of(self).apply("whiten", self.out_proj(out))
 
 
 class FeedforwardModule(nn.Module):
@@ -150,7 +162,9 @@ class FeedforwardModule(nn.Module):
         self.out_proj = ActivationAndLinear(feedforward_dim, embed_dim, activation="SwooshL")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out_proj(self.in_proj(x))
+        regularize = regularizers_of(self)
+        hidden = regularize.apply("hidden_balancer", self.in_proj(x))
+        return regularize.apply("out_whiten", self.out_proj(hidden))
 
 
 class NonlinAttention(nn.Module):
@@ -165,13 +179,15 @@ class NonlinAttention(nn.Module):
     def forward(self, x: Tensor, attn_weights: Tensor) -> Tensor:
         """x (T, B, C), attn_weights (H', B, T, T) (the layer passes only its first head)."""
         seq_len, batch_size, _ = x.shape
+        regularize = regularizers_of(self)
         s, x, y = self.in_proj(x).chunk(3, dim=2)
-        x = x * torch.tanh(s)
+        s = torch.tanh(regularize.apply("balancer", s))
+        x = regularize.apply("whiten1", x) * s
         heads = attn_weights.shape[0]
         x = x.reshape(seq_len, batch_size, heads, -1).permute(2, 1, 0, 3)
         x = torch.matmul(attn_weights, x)
         x = x.permute(2, 1, 0, 3).reshape(seq_len, batch_size, -1)
-        return self.out_proj(x * y)
+        return regularize.apply("whiten2", self.out_proj(x * y))
 
 
 class ConvolutionModule(nn.Module):
@@ -191,16 +207,17 @@ class ConvolutionModule(nn.Module):
 
     def forward(self, x: Tensor, src_key_padding_mask: Tensor | None = None) -> Tensor:
         """x (T, B, C), src_key_padding_mask (B, T) True=pad -> (T, B, C)."""
+        regularize = regularizers_of(self)
         if self.fused:  # fast path: one GLU kernel instead of sigmoid + multiply
             x = nn.functional.glu(self.in_proj(x), dim=2).permute(1, 2, 0)  # (B, C, T)
         else:
             x, gate = self.in_proj(x).chunk(2, dim=2)
-            x = (x * torch.sigmoid(gate)).permute(1, 2, 0)  # (B, C, T)
+            x = (x * torch.sigmoid(regularize.apply("balancer1", gate))).permute(1, 2, 0)  # (B, C, T)
         if src_key_padding_mask is not None and bool(src_key_padding_mask.any()):
             # Padding must not leak into valid frames through the kernel.
             x = x.masked_fill(src_key_padding_mask.unsqueeze(1).expand_as(x), 0.0)
-        x = self.depthwise_conv(x).permute(2, 0, 1)
-        return self.out_proj(x)
+        x = regularize.apply("balancer2", self.depthwise_conv(x)).permute(2, 0, 1)
+        return self.out_proj(regularize.apply("whiten", x))
 
 
 class BypassModule(nn.Module):
@@ -215,7 +232,12 @@ class BypassModule(nn.Module):
     def forward(self, src_orig: Tensor, src: Tensor) -> Tensor:
         if self.fused:  # fast path: one pass (lerp rounds differently from the three-op form)
             return torch.lerp(src_orig, src, self.bypass_scale)
-        return src_orig + (src - src_orig) * self.bypass_scale
+        regularize = regularizers_of(self)
+        scale = regularize.apply("scale_limit", self.bypass_scale)
+        keep = regularize.keep_mask("skip_rate", src)  # (B, 1): whole-layer skipping per sequence
+        if keep is not None:
+            scale = scale * keep
+        return src_orig + (src - src_orig) * scale
 
 
 class Zipformer2EncoderLayer(nn.Module):
@@ -259,27 +281,41 @@ class Zipformer2EncoderLayer(nn.Module):
     ) -> Tensor:
         """src (T, B, C), pos_emb (1, 2T-1, pos_dim), time_emb (B, C) or None, mask (B, T)."""
         src_orig = src
+        regularize = regularizers_of(self)
         attn_weights = self.self_attn_weights(src, pos_emb=pos_emb, key_padding_mask=src_key_padding_mask)
         if time_emb is not None:
             src = src + time_emb
         # After the first residual add `src` is this layer's own tensor: later adds go in place
         # (same values, no new (T, B, C) buffer each time), except when autograd records them.
         src = src + self.feed_forward1(src)
-        src = _residual_add(src, self.nonlin_attention(src, attn_weights[0:1]))
-        src = _residual_add(src, self.self_attn1(src, attn_weights))
+        attention_keep = regularize.keep_mask("attention_skip_rate", src)  # (B, 1), shared by 3 modules
+        na_weights = regularize.apply("const_attention_rate", attn_weights[0:1])
+        na = regularize.apply("balancer_na", self.nonlin_attention(src, na_weights))
+        src = _residual_add(src, _keep(na, attention_keep))
+        src = _residual_add(src, _keep(self.self_attn1(src, attn_weights), attention_keep))
         if time_emb is not None:
             src = _residual_add(src, time_emb)
-        src = _residual_add(src, self.conv_module1(src, src_key_padding_mask=src_key_padding_mask))
-        src = _residual_add(src, self.feed_forward2(src))
+        conv = self.conv_module1(src, src_key_padding_mask=src_key_padding_mask)
+        src = _residual_add(src, regularize.apply("conv_skip_rate", conv))
+        ff2 = regularize.apply("balancer_ff2", self.feed_forward2(src))
+        src = _residual_add(src, regularize.apply("ff2_skip_rate", ff2))
         src = self.bypass_mid(src_orig, src)
 
-        src = _residual_add(src, self.self_attn2(src, attn_weights))
+        src = _residual_add(src, _keep(self.self_attn2(src, attn_weights), attention_keep))
         if time_emb is not None:
             src = _residual_add(src, time_emb)
-        src = _residual_add(src, self.conv_module2(src, src_key_padding_mask=src_key_padding_mask))
-        src = _residual_add(src, self.feed_forward3(src))
-        src = self.norm(src)
-        return self.bypass(src_orig, src)
+        conv = self.conv_module2(src, src_key_padding_mask=src_key_padding_mask)
+        src = _residual_add(src, regularize.apply("conv_skip_rate", conv))
+        ff3 = regularize.apply("balancer_ff3", self.feed_forward3(src))
+        src = _residual_add(src, regularize.apply("ff3_skip_rate", ff3))
+        src = self.norm(regularize.apply("balancer1", src))
+        src = self.bypass(src_orig, src)
+        return regularize.apply("whiten", regularize.apply("balancer2", src))
+
+
+def _keep(x: Tensor, keep: Tensor | None) -> Tensor:
+    """x (T, B, C) times a (B, 1) per-sequence keep mask, if any."""
+    return x if keep is None else x * keep
 
 
 def _residual_add(total: Tensor, term: Tensor) -> Tensor:
@@ -306,6 +342,7 @@ class Zipformer2Encoder(nn.Module):
     def forward(self, src: Tensor, time_emb: Tensor | None = None, src_key_padding_mask: Tensor | None = None) -> Tensor:
         """src (T, B, C), time_emb (B, time_embed_dim) or None, mask (B, T) -> (T, B, C)."""
         pos_emb = compact_rel_pos_encoding(src.shape[0], self.pos_dim, device=src.device).to(src.dtype)
+        pos_emb = regularizers_of(self).apply("pos_dropout", pos_emb)
         if self.time_emb is not None:
             if time_emb is None:
                 raise ValueError("this encoder stack needs a time embedding")
