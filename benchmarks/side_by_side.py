@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import roofline
 import run as bench
 
 PROTOCOL = "@@"  # worker stdout lines carrying results start with this
@@ -369,7 +370,10 @@ def worker(args) -> int:
     else:
         synthesize = make_voxpipe(args.worker, spec, cache, data, args.threads, args.model)
     synthesize()  # warm-up on the measured shapes (kernel choice, allocator, lazy imports)
-    print(PROTOCOL, json.dumps({"ready": True, "python": sys.executable, "torch": torch.__version__}), flush=True)
+    ready = {"ready": True, "python": sys.executable, "torch": torch.__version__}
+    if args.count_flops:
+        ready["gflop"] = roofline.synthesis_gflops(synthesize)
+    print(PROTOCOL, json.dumps(ready), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break
@@ -388,10 +392,13 @@ class Worker:
         command = [python, str(Path(__file__).resolve()), "--worker", path, "--scenario", args.scenario_now,
                    "--cache", str(args.cache), "--inputs", str(inputs), "--threads", str(args.threads),
                    "--model", args.model]
+        if path == args.flops_path:
+            command.append("--count-flops")
         if args.official:
             command += ["--official", args.official]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.error: str | None = None
+        self.ready: dict = {}
 
     def read(self) -> dict:
         for line in self.process.stdout:
@@ -425,14 +432,20 @@ def cpu_report() -> list[str]:
             f"capability {torch.backends.cpu.get_cpu_capability()}"]
 
 
-def summarize(scenario: str, rounds: dict[str, list[dict]], errors: dict[str, str]) -> list[str]:
+def summarize(scenario: str, rounds: dict[str, list[dict]], errors: dict[str, str],
+              gflop: float | None = None, rates: dict[str, float] | None = None) -> list[str]:
+    """The table of medians and ratios; with the counted work (`gflop`) and the measured GEMM
+    `rates`, also each path's share of the fp32 floor and the roofline lines."""
+    fp32_floor = gflop / rates["fp32"] if gflop and rates and rates.get("fp32") else None
+
     def median(path: str, stage: str | None) -> float:
         values = [r["total"] if stage is None else r["stages"].get(stage, 0.0) for r in rounds[path]]
         return statistics.median(values)
 
     reference = "official" if "official" in rounds else next(iter(rounds), None)
     lines = [f"\n== {scenario}: medians of {len(next(iter(rounds.values()), []))} rounds, seconds =="]
-    head = ("path", "text enc", "decoder", "vocoder", "acoustic", "total", "min total", "acoustic x", "total x")
+    head = ("path", "text enc", "decoder", "vocoder", "acoustic", "total", "min total", "acoustic x", "total x",
+            "fp32 floor/total")
     rows = [head]
     for path in rounds:
         acoustic = median(path, "text_encoder") + median(path, "decoder")
@@ -440,7 +453,8 @@ def summarize(scenario: str, rounds: dict[str, list[dict]], errors: dict[str, st
         rows.append((path, f"{median(path, 'text_encoder'):.3f}", f"{median(path, 'decoder'):.2f}",
                      f"{median(path, 'vocoder'):.3f}", f"{acoustic:.2f}", f"{median(path, None):.2f}",
                      f"{min(r['total'] for r in rounds[path]):.2f}",
-                     f"{ref_acoustic / acoustic:.2f}x", f"{median(reference, None) / median(path, None):.2f}x"))
+                     f"{ref_acoustic / acoustic:.2f}x", f"{median(reference, None) / median(path, None):.2f}x",
+                     f"{fp32_floor / median(path, None):.0%}" if fp32_floor else "-"))
     for path, error in errors.items():
         rows.append((path, "not run: " + error[:100]) + ("",) * (len(head) - 2))
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
@@ -449,6 +463,12 @@ def summarize(scenario: str, rounds: dict[str, list[dict]], errors: dict[str, st
     lines.append(f"ratios (x) = median of {reference!r} / median of the path: > 1 is faster than {reference!r}")
     if "official" in rounds and scenario == "luxtts":
         lines.append("official vocoder = 24 kHz Vocos only (LinaCodec's 48 kHz upsampler/head is not installable)")
+    if gflop and rates:
+        official = median("official", None) if "official" in rounds else None
+        lines += roofline.report(gflop, rates, official)
+        lines.append("floor = counted work / GEMM rate (element-wise ops, softmax, FFTs not counted): no path "
+                     "at that precision can be faster; fp32 floor/total = the share of a path's time that "
+                     "the fp32 matrix work alone needs")
     return lines
 
 
@@ -457,7 +477,7 @@ def run_rounds(scenario: str, workers: list, errors: dict, count: int) -> dict[s
     ready = []
     for w in workers:  # each worker warms up as soon as it starts; this only waits for it
         try:
-            w.read()
+            w.ready = w.read()
             ready.append(w)
             print(f"[{scenario}] {w.path} ready", flush=True)
         except Exception as error:  # noqa: BLE001 - report the path as not run, time the rest
@@ -488,7 +508,13 @@ def driver(args) -> int:
     gemm_before = bench.matmul_gflops()
     print(f"fp32 GEMM rate now (1024x1536 @ 1536x512, {args.threads} threads): {gemm_before:.0f} GFLOP/s",
           flush=True)
-    results: dict = {"cpu": report, "threads": args.threads, "gemm_gflops_before": gemm_before, "scenarios": {}}
+    rates = roofline.gemm_rates(bench.TOTAL_FRAMES)
+    print("GEMM rates at the decoder's shape: " + ", ".join(f"{p} {r:.0f}" for p, r in rates.items()) + " GFLOP/s",
+          flush=True)
+    results: dict = {"cpu": report, "threads": args.threads, "gemm_gflops_before": gemm_before,
+                     "gemm_rates": rates, "scenarios": {}}
+    # one worker counts the work of a synthesis (a torch path: the counter sees torch operations only)
+    args.flops_path = next((p for p in ("torch-fp32", "torch-fast", "official") if p in paths), None)
     output = list(report)
     for scenario in args.scenarios.split(","):
         spec = SCENARIOS[scenario]
@@ -511,12 +537,13 @@ def driver(args) -> int:
         finally:
             for w in workers:
                 w.close()
-        lines = summarize(scenario, rounds, errors)
+        gflop = next((w.ready["gflop"] for w in workers if "gflop" in w.ready), None)
+        lines = summarize(scenario, rounds, errors, gflop, rates)
         if args.model != "full":
             lines.append(f"model {args.model!r}: a functional check, not a measurement")
         print("\n".join(lines), flush=True)
         output += lines
-        results["scenarios"][scenario] = {"rounds": rounds, "errors": errors}
+        results["scenarios"][scenario] = {"rounds": rounds, "errors": errors, "gflop": gflop}
     gemm_after = bench.matmul_gflops()
     results["gemm_gflops_after"] = gemm_after
     tail = (f"fp32 GEMM rate before/after: {gemm_before:.0f} / {gemm_after:.0f} GFLOP/s; "
@@ -546,6 +573,7 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scenario", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")

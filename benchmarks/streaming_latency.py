@@ -2,7 +2,7 @@
 """Time to first audio and total time, streamed vs whole, for a five-sentence paragraph.
 
     python benchmarks/streaming_latency.py [--pipelines kokoro,tiny] [--repeats 3] [--threads 2]
-                                           [--json streaming_latency.json]
+                                           [--first-chunk-words N] [--json streaming_latency.json]
 
 Pipelines (all offline): `kokoro` (the bundled default, if its package is installed), `tiny`
 (the LuxTTS-style ZipVoice-Distill pipeline on the small test-fixture weights: quality is
@@ -16,8 +16,12 @@ prompt is the 3.1 s fixture recording). Modes, each after one warm-up run:
   stream-typed the text pushed word by word at --typing-wps words per second (as an LLM or a
                typist would produce it): first audio = time until the first sentence is spoken.
 
+--first-chunk-words N sets `settings.first_chunk_max_words` for the stream modes (the first
+sentence's first chunk is at most N words, docs/streaming.md); `whole` does not use it.
+
 Reports the median over --repeats of: time to first audio (s), total (s), audio (s), real-time
-factor (total / audio), chunks. Prints a table and writes JSON.
+factor (total / audio), chunks, and the text of the first audio chunk. Prints a table and
+writes JSON.
 """
 
 from __future__ import annotations
@@ -123,22 +127,35 @@ def run_stream(pipeline, voice, text: str, words_per_second: float | None) -> di
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    first, samples, chunks = None, 0, 0
+    first, first_text, samples, chunks = None, None, 0, 0
     for chunk in session:
         if first is None and chunk.num_samples:
-            first = time.perf_counter() - start
+            first, first_text = time.perf_counter() - start, chunk.metadata.get("text")
         samples += chunk.num_samples
         chunks += 1
     total = time.perf_counter() - start
     feeder.join()
     session.close()
-    return {"first_audio_s": first, "total_s": total, "audio_s": samples / pipeline.sample_rate, "chunks": chunks}
+    return {"first_audio_s": first, "total_s": total, "audio_s": samples / pipeline.sample_rate, "chunks": chunks,
+            "first_text": first_text}
 
 
-def measure(name: str, repeats: int, typing_wps: float) -> list[dict]:
-    pipeline, voice = build(name)
+def with_first_chunk_words(pipeline, words: int | None):
+    """A shallow copy of `pipeline` with `settings.first_chunk_max_words` = words (validated)."""
+    import copy
+
+    from voxpipe.core.settings import PipelineSettings
+
+    changed = copy.copy(pipeline)
+    changed.settings = PipelineSettings.model_validate({**pipeline.settings.model_dump(), "first_chunk_max_words": words})
+    return changed
+
+
+def measure(name: str, repeats: int, typing_wps: float, first_chunk_words: int | None = None) -> list[dict]:
+    whole_pipeline, voice = build(name)
+    pipeline = with_first_chunk_words(whole_pipeline, first_chunk_words)
     modes = {
-        "whole": lambda: run_whole(pipeline, voice, PARAGRAPH),
+        "whole": lambda: run_whole(whole_pipeline, voice, PARAGRAPH),
         "stream": lambda: run_stream(pipeline, voice, PARAGRAPH, None),
         "stream-typed": lambda: run_stream(pipeline, voice, PARAGRAPH, typing_wps),
     }
@@ -146,7 +163,9 @@ def measure(name: str, repeats: int, typing_wps: float) -> list[dict]:
     for mode, run in modes.items():
         run()  # warm-up (first-call allocations, espeak start-up)
         runs = [run() for _ in range(repeats)]
-        row = {"pipeline": name, "mode": mode, "repeats": repeats}
+        row = {"pipeline": name, "mode": mode, "repeats": repeats,
+               "first_chunk_max_words": None if mode == "whole" else first_chunk_words,
+               "first_text": runs[0].get("first_text")}
         for key in ("first_audio_s", "total_s", "audio_s", "chunks"):
             row[key] = statistics.median(r[key] for r in runs)
         row["rtf"] = row["total_s"] / row["audio_s"]
@@ -156,10 +175,10 @@ def measure(name: str, repeats: int, typing_wps: float) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    header = ("pipeline", "mode", "first audio s", "total s", "audio s", "RTF", "chunks")
+    header = ("pipeline", "mode", "first chunk words", "first audio s", "total s", "audio s", "RTF", "chunks")
     lines = [header] + [
-        (r["pipeline"], r["mode"], f"{r['first_audio_s']:.2f}", f"{r['total_s']:.2f}", f"{r['audio_s']:.2f}",
-         f"{r['rtf']:.2f}", f"{r['chunks']:g}")
+        (r["pipeline"], r["mode"], "-" if r["first_chunk_max_words"] is None else str(r["first_chunk_max_words"]),
+         f"{r['first_audio_s']:.2f}", f"{r['total_s']:.2f}", f"{r['audio_s']:.2f}", f"{r['rtf']:.2f}", f"{r['chunks']:g}")
         for r in rows
     ]
     widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
@@ -172,8 +191,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--typing-wps", type=float, default=4.0, help="words per second of stream-typed")
+    parser.add_argument("--first-chunk-words", type=int, default=None, metavar="N",
+                        help="settings.first_chunk_max_words for the stream modes (default: off)")
     parser.add_argument("--json", default="streaming_latency.json", help="where to write the results")
     args = parser.parse_args(argv)
+    if args.first_chunk_words is not None and args.first_chunk_words < 1:
+        parser.error(f"--first-chunk-words must be >= 1, got {args.first_chunk_words}")
 
     import torch
 
@@ -182,7 +205,7 @@ def main(argv=None) -> int:
     rows, skipped = [], {}
     for name in args.pipelines.split(","):
         try:
-            rows += measure(name.strip(), args.repeats, args.typing_wps)
+            rows += measure(name.strip(), args.repeats, args.typing_wps, args.first_chunk_words)
         except Exception as error:  # e.g. Kokoro's package missing: report, go on
             skipped[name] = f"{type(error).__name__}: {error}"
             print(f"  {name}: skipped ({skipped[name]})", file=sys.stderr)
@@ -190,7 +213,8 @@ def main(argv=None) -> int:
     print(table(rows))
     result = {
         "paragraph": PARAGRAPH, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-        "torch": torch.__version__, "machine": platform.machine(), "rows": rows, "skipped": skipped,
+        "torch": torch.__version__, "machine": platform.machine(), "first_chunk_max_words": args.first_chunk_words,
+        "rows": rows, "skipped": skipped,
     }
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")

@@ -142,9 +142,31 @@ def test_stage2_resume_is_bit_identical_including_the_ema_teacher(tmp_path, cuts
     reference, resumed = load_checkpoint(whole.checkpoint), load_checkpoint(second.checkpoint)
     for key in ("model", "teacher", "model_avg", "optimizer", "scheduler", "rng", "step", "epoch", "seconds_seen"):
         assert_same_state(reference[key], resumed[key], key)
-    # Resuming a distillation checkpoint with another loss is refused.
+    # Resuming a distillation checkpoint with another loss, or other regularisers, is refused.
     with pytest.raises(ConfigError, match="written by a training.loss distill-stage2 run"):
         train(load_recipe(distill_recipe(tmp_path / "parts", cuts, teacher, 1), ["training.max_steps=6"]))
+    with pytest.raises(ConfigError, match="written with training.regularize True, this recipe has False"):
+        train(load_recipe(distill_recipe(tmp_path / "parts", cuts, stage1 / "export", 2, **official),
+                          ["training.max_steps=6", "training.regularize=false"]))
+
+
+def test_stage1_resume_with_another_teacher_is_refused(tmp_path, cuts, teacher):
+    with one_torch_thread():
+        train(load_recipe(distill_recipe(tmp_path / "run", cuts, teacher, 1, training={"max_steps": 1})))
+        other = tmp_path / "other_teacher"
+        shutil.copytree(teacher, other)
+        weights = load_model(other, "zipvoice").model.state_dict()
+        weights = {key: value + 0.01 if value.is_floating_point() else value for key, value in weights.items()}
+        (other / "model.safetensors").unlink()
+        torch.save({"model": weights}, other / "model.pt")
+        state = load_checkpoint(tmp_path / "run" / "checkpoint-1.pt")
+        assert len(state["teacher_digest"]) == 64 and state["teacher"] is None
+        with pytest.raises(ConfigError, match="checkpoint-1.pt: written with another stage-1 teacher"):
+            train(load_recipe(distill_recipe(tmp_path / "run", cuts, other, 1, training={"max_steps": 2})))
+        # the same teacher in another folder resumes
+        moved = tmp_path / "moved_teacher"
+        shutil.copytree(teacher, moved)
+        assert train(load_recipe(distill_recipe(tmp_path / "run", cuts, moved, 1, training={"max_steps": 2}))).step == 2
 
 
 @pytest.mark.slow
@@ -195,6 +217,7 @@ def test_recipe_errors_name_the_key(tmp_path, cuts, teacher, stage1):
     assert "synthesizer.guidance.type" in case(1, synthesizer={**synthesizer, "guidance": {"type": "classifier-free"}})
     flow = tiny_recipe(tmp_path / "never", cuts, teacher=str(teacher))
     assert "teacher: only the distillation losses use a teacher" in recipe_error(flow)
+    assert "training.ema_decay: only training.loss distill-stage2 uses it" in case(1, training={"ema_decay": 0.99})
     # Heavier checks when the teacher is loaded, still before the first step.
     assert "teacher: the teacher generates F=20" in case(
         1, synthesizer={**synthesizer, "features": {"type": "vocos-mel", "n_mels": 30}})

@@ -17,6 +17,9 @@ class PipelineSettings(Params):
     seed: int | None = Field(None, description="noise seed when a call gives none (default: random)")
     crossfade_seconds: float = Field(0.1, ge=0, le=10, description="linear cross-fade between chunks")
     trim_silence: bool = Field(True, description="shorten leading/trailing silence of the result")
+    first_chunk_max_words: int | None = Field(
+        None, ge=1, description="streaming: speak at most this many words of the first sentence first (cut at a "
+                                "clause mark if one fits) for sooner first audio; None = whole sentences")
     sample_rate: int | None = Field(None, ge=1000, le=384000,
                                     description="resample the output to this rate (soxr); None = the family's rate")
     max_text_chars: int = Field(100_000, ge=1, description="longest text one call accepts (characters)")

@@ -7,10 +7,12 @@
     for chunk in session:          # may also be consumed while text is still being pushed
         play(chunk.pcm)
 
-A worker thread plans sentences as soon as they are final (see `chunking.py`), synthesizes one
-chunk at a time and puts the released audio into a queue of at most `max_pending` chunks: a
-consumer that stops reading stops the worker, so memory stays bounded. A session dropped
-without `close()` ends its worker too: the thread holds it weakly between bounded steps (`_work`).
+A worker thread plans sentences as soon as they are final (see `chunking.py`; with
+`settings.first_chunk_max_words`, the first sentence's first words as soon as they are),
+synthesizes one chunk at a time and puts the released audio into a queue of at most
+`max_pending` chunks: a consumer that stops reading stops the worker, so memory stays bounded.
+A session dropped without `close()` ends its worker too: the thread holds it weakly between
+bounded steps (`_work`).
 
 Determinism: the PCM equals `sentence_pipeline(pipeline).synthesize(text, voice, seed=...)`
 converted to PCM16, whatever the pushes were. Chunk `i` (counted over the whole stream) draws
@@ -97,7 +99,8 @@ class StreamingSession:
         self.sample_rate = pipeline.sample_rate
         family_rate = family.sample_rate
         self._resampler = None if family_rate == self.sample_rate else PcmResampler(family_rate, self.sample_rate)
-        self._planner = TextPlanner(pipeline, family.chunk_budget(self.voice, self._options))
+        self._planner = TextPlanner(pipeline, family.chunk_budget(self.voice, self._options),
+                                    first_chunk_max_words=pipeline.settings.first_chunk_max_words)
         self._joiner = CrossfadeJoiner(int(pipeline.settings.crossfade_seconds * family_rate))
         self._trim = StreamingEdgeTrim(family_rate) if pipeline.settings.trim_silence else None
         self._lock = pipeline_lock(pipeline)

@@ -15,8 +15,11 @@ A checkpoint `<dir>/checkpoint-<step>.pt` is one `torch.save` mapping, written a
                                 Whiten probabilities of the Zipformer regularisers (`regularizers`)
   model_config, vocab           the network's model.json and tokens, to export without the recipe
   loss                          training.loss of the run (a resume with another loss is refused)
+  regularize                    training.regularize of the run (a resume with the other value is refused)
   teacher                       distill-stage2: the EMA teacher's state dict (else None; the fixed
                                 stage-1 teacher is reloaded from the recipe's `teacher`)
+  teacher_digest                distill-stage1: sha256 of that teacher's weights (a resume with another
+                                teacher is refused); else None
 
 Everything in it loads with `torch.load(weights_only=True)` (no pickled code).
 """

@@ -197,7 +197,11 @@ def load_recipe(source: str | Path | dict[str, Any], overrides=(), *, registry: 
             raise ConfigError(_validation_message(name, key, error, model, f"recipe section {key!r}")) from None
     checkpoint = sections["checkpoint"].model_copy(update={"dir": _relative_to(base, sections["checkpoint"].dir)})
     data_section = sections["data"].model_copy(update={"train": _relative_to(base, sections["data"].train)})
-    teacher = _check_teacher(name, data, base, sections["training"].loss)
+    training = sections["training"]
+    if "ema_decay" in training.model_fields_set and training.loss != "distill-stage2":
+        raise ConfigError(f"{name}: training.ema_decay: only training.loss distill-stage2 uses it (its EMA teacher); "
+                          f"this recipe's loss is {training.loss}: remove ema_decay")
+    teacher = _check_teacher(name, data, base, training.loss)
     init_from, model, freeze = _check_init(name, data, base, teacher is not None)
     pipeline = _pipeline(name, data, Path(checkpoint.dir) / EXPORT_DIR, init_from, registry)
     _check_distill_pipeline(name, pipeline, sections["training"].loss)

@@ -22,7 +22,8 @@ first step.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -51,6 +52,7 @@ class Distillation:
     stage: int
     teacher: nn.Module
     ema_decay: float
+    _digest: str | None = field(default=None, init=False, repr=False)
 
     def loss(self, model: nn.Module, tokens, features: torch.Tensor, features_lens: torch.Tensor, *,
              generator: torch.Generator) -> torch.Tensor:
@@ -77,8 +79,26 @@ class Distillation:
         """Checkpoint state: the EMA teacher's weights (stage 2); None for the fixed stage-1 teacher."""
         return self.teacher.state_dict() if self.stage == 2 else None
 
-    def load_state_dict(self, state: dict[str, torch.Tensor] | None, source: str) -> None:
-        if self.stage != 2:
+    def digest(self) -> str | None:
+        """Stage 1: sha256 of the fixed teacher's weights (names, dtypes, shapes, values), stored in
+        checkpoints so a resume cannot silently switch teachers; None in stage 2 (its EMA teacher
+        is training state, saved whole by `state_dict`)."""
+        if self.stage != 1:
+            return None
+        if self._digest is None:  # the stage-1 teacher never changes: hash it once
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.teacher.state_dict().items()):
+                digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._digest = digest.hexdigest()
+        return self._digest
+
+    def load_state_dict(self, state: dict[str, torch.Tensor] | None, source: str, digest: str | None = None) -> None:
+        """Resume from a checkpoint's `teacher` state (stage 2) or check its `teacher_digest` (stage 1)."""
+        if self.stage == 1:
+            if digest is not None and digest != self.digest():
+                raise ConfigError(f"{source}: written with another stage-1 teacher (its weights differ from the "
+                                  "recipe's `teacher`); resume with the same teacher or start a new checkpoint.dir")
             return
         if state is None:
             raise ConfigError(f"{source}: the checkpoint has no EMA teacher; it was not written by a distill-stage2 "

@@ -353,8 +353,12 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
         if state.get("loss", "flow-matching") != settings.loss:
             raise ConfigError(f"{resumed_from}: written by a training.loss {state.get('loss', 'flow-matching')} run, "
                               f"this recipe's is {settings.loss}; use another checkpoint.dir")
+        if state.get("regularize", settings.regularize) != settings.regularize:
+            raise ConfigError(f"{resumed_from}: written with training.regularize {state['regularize']}, this recipe "
+                              f"has {settings.regularize}; the network and its random state differ, use another "
+                              "checkpoint.dir")
         if distillation is not None:
-            distillation.load_state_dict(state.get("teacher"), str(resumed_from))
+            distillation.load_state_dict(state.get("teacher"), str(resumed_from), state.get("teacher_digest"))
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -375,7 +379,7 @@ def train(recipe: Recipe, *, resume: bool = True) -> TrainResult:
     def checkpoint() -> Path | None:
         return _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, generator, step, epoch,
                      batch_in_epoch, seconds_seen, model_config, vocab,
-                     teacher=distillation.state_dict() if distillation is not None else None)
+                     distillation=distillation)
 
     saved = None
     try:
@@ -453,7 +457,7 @@ def _step(model, batch, recipe: Recipe, context: Distributed, autocast, optimize
 
 
 def _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, generator, step, epoch, batch_in_epoch,
-          seconds_seen, model_config, vocab, teacher=None) -> Path | None:
+          seconds_seen, model_config, vocab, distillation=None) -> Path | None:
     """Gather every process's random state, then rank 0 writes the checkpoint."""
     own = {**rng_state(generator), "regularizers": regularization.own_state(network)}
     states = [own]
@@ -469,7 +473,10 @@ def _save(recipe, context, network, model_avg, optimizer, scheduler, scaler, gen
             "model_avg": model_avg.state_dict() if model_avg is not None else None,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None, "rng": states,
-            "model_config": model_config, "vocab": vocab, "loss": recipe.training.loss, "teacher": teacher,
+            "model_config": model_config, "vocab": vocab, "loss": recipe.training.loss,
+            "regularize": recipe.training.regularize,
+            "teacher": distillation.state_dict() if distillation is not None else None,
+            "teacher_digest": distillation.digest() if distillation is not None else None,
         }
         path = save_checkpoint(checkpoint_path(recipe.directory, step), state, keep_last=recipe.checkpoint.keep_last)
     if context.active:
