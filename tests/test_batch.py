@@ -225,7 +225,7 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path, setup, ray_inst
 @pytest.mark.slow
 def test_interrupted_run_leaves_no_partial_file_and_rerun_finishes(tmp_path, setup):
     config_path, voice_path, _ = setup
-    count = 6
+    count = 20  # enough work left after the first row that the interrupt lands mid-run
     manifest = write_manifest(tmp_path, items(count, voice_path))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "voxpipe.cli", "batch", str(manifest), "-o", str(out), "-c", str(config_path),

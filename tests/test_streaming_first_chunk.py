@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import random
-import threading
 import types
 
 import pytest
+from test_streaming import next_with_timeout
 
 from voxpipe.core.config import build_config
 from voxpipe.core.errors import ConfigError
@@ -269,11 +269,3 @@ def test_session_speaks_the_short_prefix_first_and_equals_synthesize(pipeline, v
         rest = list(chunks)
     assert [c.metadata["text"] for c in rest] == ["home to sleep.", "It was late!"]
     assert b"".join(c.pcm for c in [first, *rest]) == expected
-
-
-def next_with_timeout(iterator, seconds: float):
-    result: list = []
-    thread = threading.Thread(target=lambda: result.append(next(iterator)), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return result[0] if result else None
