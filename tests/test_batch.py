@@ -225,13 +225,16 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path, setup, ray_inst
 @pytest.mark.slow
 def test_interrupted_run_leaves_no_partial_file_and_rerun_finishes(tmp_path, setup):
     config_path, voice_path, _ = setup
-    count = 20  # enough work left after the first row that the interrupt lands mid-run
+    count = 6
     manifest = write_manifest(tmp_path, items(count, voice_path))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "voxpipe.cli", "batch", str(manifest), "-o", str(out), "-c", str(config_path),
                "--workers", "1", "--threads", "1", "--quiet"]
     # its own process group, so the signal reaches the workers too, as Ctrl-C in a terminal does
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # SIGINT back to its default in the child: a test run started in the background (`cmd &`) has it
+    # ignored, and a process started with SIGINT ignored rightly keeps ignoring Ctrl-C
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300  # generous: a loaded CI machine starts workers slowly
     while not ((out / RESULTS_NAME).is_file() and (out / RESULTS_NAME).read_text().count("\n") >= 1):
         assert process.poll() is None, process.communicate()
