@@ -19,6 +19,7 @@ Paths (see benchmarks/README.md for the reference environment):
                   its CPU path) run the way `infer_zipvoice_onnx.py` runs them, fp32, + the same vocoder
   torch-fp32      voxpipe's torch model, the bit-exact parity path (the default)
   torch-fast      voxpipe's torch model with `kernels: fused` (fp32, fused element-wise chains)
+  torch-bf16 / torch-bf16-fast   the same in bf16 (`dtype: bfloat16`; only fast with native bf16)
   onnx-fp32 / onnx-int8   voxpipe's export on onnxruntime (int8: dynamic quantization, opt-in)
 LuxTTS's 48 kHz vocoder (LinaCodec's upsampler + 48 kHz head) has no installable official
 implementation here, so the official paths' vocoder stage is the 24 kHz Vocos alone: a lower bound
@@ -49,9 +50,17 @@ SCENARIOS = {
     "luxtts": dict(config="luxtts", distill=True, steps=4, scale=3.0, t_shift=0.5),
     "zipvoice": dict(config="zipvoice", distill=False, steps=16, scale=1.0, t_shift=0.5),
 }
-VOXPIPE_PATHS = ("torch-fp32", "torch-fast", "onnx-fp32", "onnx-int8")
+# voxpipe torch paths: (dtype, kernels) of the acoustic model
+TORCH_PATHS = {
+    "torch-fp32": ("float32", "reference"),
+    "torch-fast": ("float32", "fused"),
+    "torch-bf16": ("bfloat16", "reference"),
+    "torch-bf16-fast": ("bfloat16", "fused"),
+}
+VOXPIPE_PATHS = (*TORCH_PATHS, "onnx-fp32", "onnx-int8")
 OFFICIAL_PATHS = ("official", "official-onnx")
 DEFAULT_PATHS = ("official", "official-onnx", "torch-fp32", "torch-fast", "onnx-int8")
+NATIVE_BF16_PATHS = ("torch-bf16", "torch-bf16-fast")  # added to the default where the CPU has native bf16
 
 
 # ---- models (cached) --------------------------------------------------------------------------
@@ -319,16 +328,16 @@ def make_voxpipe(path: str, spec: dict, cache: Path, data: dict, threads: int, s
 
     registry = get_registry()
     config = bench.CONFIGS[spec["config"]]
-    backend, precision = path.split("-")
-    if backend == "onnx":
+    if path.startswith("onnx"):
+        precision = path.split("-")[1]
         info = registry.get("acoustic_model", f"{config['variant']}-onnx")
         model = info.cls.create(weights=str(onnx_dir(spec, cache, size)), precision=precision,
                                 intra_op_threads=threads)
         guidance_name = "distilled"  # both voxpipe ONNX decoder graphs take the scale as an input
     else:
         info = registry.get("acoustic_model", config["variant"])
-        kernels = "fused" if precision == "fast" else "reference"
-        model = info.cls.create(weights=str(model_dir(spec, cache, size)), kernels=kernels)
+        dtype, kernels = TORCH_PATHS[path]
+        model = info.cls.create(weights=str(model_dir(spec, cache, size)), dtype=dtype, kernels=kernels)
         guidance_name = config["guidance"][0]
     vocoder = registry.get("vocoder", config["vocoder"]).cls.create(
         weights=str(bench.prepare_vocoder(config["vocoder"], cache)))
@@ -421,6 +430,13 @@ class Worker:
                 self.process.wait()
 
 
+def default_paths() -> tuple[str, ...]:
+    """The paths timed without --paths: bf16 only where it is not emulated (10x slower)."""
+    from voxpipe.core.cpu import detect
+
+    return DEFAULT_PATHS + (NATIVE_BF16_PATHS if detect().has_bf16 else ())
+
+
 def cpu_report() -> list[str]:
     import torch
 
@@ -495,7 +511,7 @@ def run_rounds(scenario: str, workers: list, errors: dict, count: int) -> dict[s
 def driver(args) -> int:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    paths = [p for p in args.paths.split(",") if p]
+    paths = [p for p in (args.paths or ",".join(default_paths())).split(",") if p]
     unknown = [p for p in paths if p not in OFFICIAL_PATHS + VOXPIPE_PATHS]
     if unknown:
         raise SystemExit(f"--paths: unknown {unknown}; expected some of {OFFICIAL_PATHS + VOXPIPE_PATHS}")
@@ -561,8 +577,9 @@ def main(argv=None) -> int:
     parser.add_argument("--official-python", default=sys.executable,
                         help="python of the reference environment (torch, vocos, lhotse, onnx, ...)")
     parser.add_argument("--scenarios", default="luxtts", help="luxtts (4 steps, 48 kHz) and/or zipvoice (16 steps, CFG)")
-    parser.add_argument("--paths", default=",".join(DEFAULT_PATHS),
-                        help=f"some of {','.join(OFFICIAL_PATHS + VOXPIPE_PATHS)}")
+    parser.add_argument("--paths", default=None,
+                        help=f"some of {','.join(OFFICIAL_PATHS + VOXPIPE_PATHS)} (default: "
+                             f"{','.join(DEFAULT_PATHS)}, plus {','.join(NATIVE_BF16_PATHS)} on CPUs with native bf16)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "voxpipe-bench"))

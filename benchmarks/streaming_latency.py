@@ -6,9 +6,10 @@
 
 Pipelines (all offline): `kokoro` (the bundled default, if its package is installed), `tiny`
 (the LuxTTS-style ZipVoice-Distill pipeline on the small test-fixture weights: quality is
-meaningless, the timing shows the streaming overhead), `luxtts` / `luxtts-fast` (configs/luxtts.yaml
-at full size with random weights from benchmarks/run.py's cache: reference / fused kernels; the
-prompt is the 3.1 s fixture recording). Modes, each after one warm-up run:
+meaningless, the timing shows the streaming overhead), `luxtts` / `luxtts-fast` / `luxtts-bf16`
+(configs/luxtts.yaml at full size with random weights from benchmarks/run.py's cache: fp32 reference
+kernels / fp32 fused kernels / bf16 fused kernels, what --precision auto runs on a CPU with native
+bf16; the prompt is the 3.1 s fixture recording). Modes, each after one warm-up run:
 
   whole        `pipeline.synthesize(text)` (its own chunking and batching): the first audio is
                the whole audio;
@@ -57,15 +58,20 @@ def build(name: str):
         pipeline = Pipeline.from_config(tiny_pipeline_config())
         voice = pipeline.encode_prompt(root / "e2e" / "cmu_arctic_a0009.wav", text=PROMPT_TEXT)
         return pipeline, voice
-    if name in ("luxtts", "luxtts-fast"):
-        return build_full_luxtts(name == "luxtts-fast")
-    raise ValueError(f"unknown pipeline {name!r}; expected kokoro, tiny, luxtts or luxtts-fast")
+    if name in FULL_LUXTTS:
+        return build_full_luxtts(*FULL_LUXTTS[name])
+    raise ValueError(f"unknown pipeline {name!r}; expected kokoro, tiny or one of {', '.join(FULL_LUXTTS)}")
 
 
-def build_full_luxtts(fused: bool):
+# full-size LuxTTS variants: (dtype, kernels) of the acoustic model
+FULL_LUXTTS = {"luxtts": ("float32", "reference"), "luxtts-fast": ("float32", "fused"),
+               "luxtts-bf16": ("bfloat16", "fused")}
+
+
+def build_full_luxtts(dtype: str, kernels: str):
     """configs/luxtts.yaml's family on full-size random weights (benchmarks/run.py's cache, the
     fixture's real emilia vocabulary of the same size): real shapes, meaningless sound.
-    `fused`: the `kernels: fused` fast path (what --precision auto picks on AVX2)."""
+    `dtype`, `kernels`: the acoustic model's arithmetic (float32/bfloat16, reference/fused)."""
     import os
     import shutil
     import tempfile
@@ -92,7 +98,7 @@ def build_full_luxtts(fused: bool):
     family = {key: value for key, value in luxtts.items() if not isinstance(value, dict)}
     config = tiny_pipeline_config(
         acoustic_model={"type": "zipvoice-distill", "weights": str(model.parent / "model-emilia"),
-                        "kernels": "fused" if fused else "reference"},
+                        "dtype": dtype, "kernels": kernels},
         vocoder={"type": "vocos-48k", "weights": str(bench.prepare_vocoder("vocos-48k", cache)), "freq_range": 12000},
         **family,
     )

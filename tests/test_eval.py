@@ -455,7 +455,9 @@ def test_silent_audio_is_refused_by_the_instruments(resemblyzer):
 def test_whisper_and_dnsmos_on_human_and_synthetic_speech():
     """Speech is understood and scores far above white noise on DNSMOS. tiny.en transcribes the
     human clip exactly but hears Kokoro's jf_alpha (a Japanese voice reading English) as "He
-    don't sharply and face Gregson across the table": 3 of 9 words wrong (docs/eval.md)."""
+    don't sharply and face Gregson across the table" (3 of 9 words wrong) on an AVX2 CPU and as
+    "He don't sharply and face cracks in across the table" (5 errors) on an AVX-512 one, int8 or
+    float32 alike: the bound allows either machine (docs/eval.md)."""
     from voxpipe.eval.runner import build_instruments, measure
     from voxpipe.eval.testset import TestItem
 
@@ -464,7 +466,7 @@ def test_whisper_and_dnsmos_on_human_and_synthetic_speech():
     noise = measure(item, Audio(0.3 * torch.randn(48000, generator=torch.Generator().manual_seed(0)), 16000),
                     instruments)
     assert noise["wer"] >= 0.9, noise["hypothesis"]
-    for clip, most_errors in ((HUMAN, 1), (KOKORO, 3)):
+    for clip, most_errors in ((HUMAN, 1), (KOKORO, 5)):
         record = measure(item, read(clip), instruments)
         assert record["word_errors"] <= most_errors, record["hypothesis"]
         assert record["reference_words"] == 9 and record["reference_normalized"].startswith("he turned sharply")

@@ -7,6 +7,17 @@ fixture model's conditions from a real recorded prompt, the LuxTTS-style pipelin
     the full-size random-weight LuxTTS decoder at 938 frames: float32 rounding only);
   - final audio: mean absolute difference of the 24 kHz Vocos log-mel (natural log) <= 1e-3
     (measured 4.5e-6, max 7e-4; a just-audible change is of the order of 0.1).
+
+Quality bound of bf16 (`dtype: bfloat16`, what `--precision auto` runs on CPUs with native bf16)
+against the fp32 reference, on the same realistic activations:
+  - one decoder call: relative L2 error of the velocity <= 5e-2 (measured 1.2e-2 with either
+    kernels: bf16 keeps 8 significant bits, ~4e-3 per rounding);
+  - final audio (4 steps + vocoder), its 24 kHz log-mel: relative L2 error <= 5e-2 (measured
+    6.2e-3 reference kernels, 7.5e-3 fused) and mean absolute difference <= 2e-2 (measured 3.5e-3).
+On the full-size random-weight LuxTTS decoder the per-call error is 1e-1: an untrained
+network amplifies every perturbation (a different float32 operation order moves it 5e-6, any
+bf16 rounding 1e-1), so that figure says nothing about trained weights, which ZipVoice trains
+under fp16 autocast; docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from voxpipe.core.pipeline import Pipeline
 from voxpipe.core.precision import (
     AUTO_KERNELS,
     choose_precision,
+    default_overrides,
     resolve,
     supported_precisions,
 )
@@ -87,6 +99,87 @@ def test_fused_audio_log_mel_distance_is_bounded(pipelines, voice):
     assert distance <= 1e-3, f"log-mel distance of the fused path's audio {distance:.2e} > 1e-3"
 
 
+# ---- quality bound of bf16 ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bf16_pipelines():
+    def build(dtype: str, kernels: str) -> Pipeline:
+        config = tiny_pipeline_config()
+        config["synthesizer"]["acoustic_model"].update(dtype=dtype, kernels=kernels)
+        return Pipeline.from_config(config)
+
+    with one_torch_thread():
+        yield {"bf16-reference": build("bfloat16", "reference"), "bf16-fused": build("bfloat16", "fused")}
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+@pytest.mark.parametrize("variant", ["bf16-reference", "bf16-fused"])
+def test_bf16_decoder_call_deviation_is_bounded(pipelines, bf16_pipelines, voice, variant):
+    reference, bf16 = pipelines[0].synthesizer.acoustic_model, bf16_pipelines[variant].synthesizer.acoustic_model
+    assert bf16.dtype == torch.bfloat16
+    prompt = voice.tensors["prompt_features"]
+    prompt_tokens = voice.tensors["prompt_token_ids"].tolist()
+    with one_torch_thread(), torch.inference_mode():
+        lens = torch.tensor([prompt.shape[0]])
+        tokens = [prompt_tokens[: len(prompt_tokens) // 2]]
+        x = None
+        for t in (0.1, 0.9):
+            conds = [m.condition([prompt_tokens], tokens, prompt.unsqueeze(0), lens, 1.0) for m in (reference, bf16)]
+            if x is None:
+                x = torch.randn(1, conds[0].num_frames, reference.feature_dim, generator=torch.Generator().manual_seed(0))
+            v_ref = reference.velocity(x, t, conds[0], guidance_scale=3.0)
+            v_bf16 = bf16.velocity(x, t, conds[1], guidance_scale=3.0)
+            assert v_bf16.dtype == torch.float32 and torch.isfinite(v_bf16).all()
+            relative = _relative(v_bf16, v_ref)
+            assert relative <= 5e-2, f"{variant} decoder call at t={t} deviates {relative:.2e} (relative L2) from fp32"
+
+
+def test_bf16_features_and_audio_deviation_is_bounded(pipelines, bf16_pipelines, voice):
+    text = "The keeper climbed the stairs with a lantern."
+    features = get_registry().get("features", "vocos-mel").cls()
+    with one_torch_thread():
+        reference = pipelines[0].synthesize(text, voice, seed=3)
+        for variant, pipeline in bf16_pipelines.items():
+            audio = pipeline.synthesize(text, voice, seed=3)
+            assert audio.samples.shape == reference.samples.shape
+            mel_ref = features(torch.as_tensor(reference.samples, dtype=torch.float32).reshape(-1))
+            mel = features(torch.as_tensor(audio.samples, dtype=torch.float32).reshape(-1))
+            relative = _relative(mel, mel_ref)
+            distance = float((mel - mel_ref).abs().mean())
+            assert relative <= 5e-2, f"{variant}: the audio's log-mel deviates {relative:.2e} (relative L2) from fp32"
+            assert distance <= 2e-2, f"{variant}: log-mel distance of the audio {distance:.2e} > 2e-2"
+
+
+def test_bf16_swoosh_matches_float64_and_handles_overflow():
+    from voxpipe.plugins.zipvoice import scaling
+
+    x = torch.cat([torch.linspace(-30, 30, 4001), torch.tensor([90.0, 200.0, 3e38])]).bfloat16()
+    for offset in (1.0, 4.0):
+        got = scaling._swoosh_fused_without_constant(x, offset)
+        assert got.dtype == torch.bfloat16 and torch.isfinite(got).all()
+        exact = torch.nn.functional.softplus(x.double() - offset) - scaling.SWOOSH_SLOPE * x.double()
+        error = (got.double() - exact).abs() / exact.abs().clamp(min=1.0)
+        assert float(error.max()) <= 2 ** -6, f"bf16 Swoosh(offset {offset}) error {float(error.max()):.2e}"
+
+
+def test_fused_model_built_under_inference_mode_runs(pipelines, voice):
+    """Inference tensors have no version counter: the fused bias folding must not need one."""
+    config = tiny_pipeline_config()
+    config["synthesizer"]["acoustic_model"]["kernels"] = "fused"
+    with one_torch_thread(), torch.inference_mode():
+        fused = Pipeline.from_config(config).synthesizer.acoustic_model
+        reference = pipelines[1].synthesizer.acoustic_model  # fused, built outside inference mode
+        prompt = voice.tensors["prompt_features"]
+        tokens = [voice.tensors["prompt_token_ids"].tolist()]
+        lens = torch.tensor([prompt.shape[0]])
+        conds = [m.condition(tokens, tokens, prompt.unsqueeze(0), lens, 1.0) for m in (fused, reference)]
+        x = torch.randn(1, conds[0].num_frames, fused.feature_dim, generator=torch.Generator().manual_seed(1))
+        v, v_ref = fused.velocity(x, 0.5, conds[0], 3.0), reference.velocity(x, 0.5, conds[1], 3.0)
+    assert _relative(v, v_ref) <= 1e-5
+
+
 def test_unknown_kernels_value_is_a_config_error():
     config = tiny_pipeline_config()
     config["synthesizer"]["acoustic_model"]["kernels"] = "turbo"
@@ -129,8 +222,21 @@ def test_resolve_turns_a_choice_into_validated_overrides():
     assert fused.components["synthesizer"].children["acoustic_model"].params.kernels == "fused"
     overrides, _ = resolve(config, "bf16", None, BF16)
     assert "synthesizer.acoustic_model.dtype=bfloat16" in overrides
-    assert "synthesizer.acoustic_model.kernels=reference" in overrides
+    assert f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}" in overrides  # bf16: no parity to keep
+    overrides, _ = resolve(config, "fp32", None, BF16)
+    assert overrides == ["synthesizer.acoustic_model.dtype=float32", "synthesizer.acoustic_model.kernels=reference"]
     assert resolve(config, None, None, AVX2)[0] == []  # no flag: the config as written
+
+
+def test_commands_default_to_auto_unless_the_config_sets_the_arithmetic():
+    config = build_config(tiny_pipeline_config())
+    assert default_overrides(config, BF16)[0] == ["synthesizer.acoustic_model.dtype=bfloat16",
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
+    assert default_overrides(config, AVX2)[0] == ["synthesizer.acoustic_model.dtype=float32",
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
+    for pinned in ("synthesizer.acoustic_model.kernels=reference", "synthesizer.acoustic_model.dtype=float32"):
+        overrides, label = default_overrides(build_config(tiny_pipeline_config(), [pinned]), BF16)
+        assert (overrides, label) == ([], "zipvoice-distill: as configured (torch)")
 
 
 def test_backend_other_than_the_configs_is_a_clear_error():
@@ -154,3 +260,13 @@ def test_cli_precision_flag_reaches_the_config(monkeypatch):
     args.config = tiny_pipeline_config()
     with pytest.raises(ConfigError, match="bf16"):
         common.load_config(args)
+    monkeypatch.setattr("voxpipe.core.precision.detect", lambda: BF16)
+    for argv, expected in (([], ("bfloat16", AUTO_KERNELS)),  # no flag: auto
+                           (["--precision", "fp32"], ("float32", "reference")),  # the parity path
+                           (["--set", "synthesizer.acoustic_model.dtype=float32"], ("float32", "reference"))):
+        args = parser.parse_args(argv)
+        args.config = tiny_pipeline_config()
+        acoustic = common.load_config(args).components["synthesizer"].children["acoustic_model"].params
+        assert (acoustic.dtype, acoustic.kernels) == expected, argv
+        assert args.arithmetic.startswith("zipvoice-distill: " + ("bf16 on torch" if not argv else
+                                          "fp32 on torch" if "--precision" in argv else "as configured"))

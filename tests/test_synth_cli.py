@@ -8,7 +8,9 @@ import pytest
 import soundfile
 
 from voxpipe.cli import main
+from voxpipe.core.config import build_config
 from voxpipe.core.pipeline import Pipeline
+from voxpipe.core.precision import AUTO_KERNELS, default_overrides
 from voxpipe.testing.fixtures import assemble_official_layout, fixtures_root
 
 PROMPT = fixtures_root() / "e2e" / "cmu_arctic_a0009.wav"
@@ -21,12 +23,20 @@ def weights_dir(tmp_path_factory):
     return assemble_official_layout(tmp_path_factory.mktemp("hub"), "luxtts")
 
 
-def test_cli_writes_the_same_samples_as_the_api(weights_dir, tmp_path, capsys):
+@pytest.mark.parametrize("precision", [None, "fp32"])
+def test_cli_writes_the_same_samples_as_the_api(weights_dir, tmp_path, capsys, precision):
+    """Without --precision the command runs `auto` (the config sets no arithmetic): the same as the
+    API given the same overrides; --precision fp32 is the config as written (the parity path)."""
     out = tmp_path / "cli.wav"
+    flags = [] if precision is None else ["--precision", precision]
     code = main(["synth", "--config", "luxtts", "--weights-dir", str(weights_dir), "--prompt", str(PROMPT),
-                 "--prompt-text", PROMPT_TEXT, "--text", TEXT, "-o", str(out), "--seed", "7", "--quiet"])
+                 "--prompt-text", PROMPT_TEXT, "--text", TEXT, "-o", str(out), "--seed", "7", "--quiet", *flags])
     assert code == 0, capsys.readouterr().err
-    pipeline = Pipeline.from_config("luxtts", weights_dir=str(weights_dir))
+    config = build_config("luxtts", weights_dir=str(weights_dir))
+    overrides = default_overrides(config)[0] if precision is None else []
+    if precision is None:
+        assert any(o.endswith(f"kernels={AUTO_KERNELS}") for o in overrides)
+    pipeline = Pipeline.from_config("luxtts", overrides, weights_dir=str(weights_dir))
     audio = pipeline.synthesize(TEXT, pipeline.encode_prompt(PROMPT, PROMPT_TEXT), seed=7)
     api = audio.save(tmp_path / "api.wav")
     cli_samples, rate = soundfile.read(out, dtype="int16")

@@ -160,6 +160,8 @@ def cmd_synth(args) -> int:
         raise UsageError(f"the text has {len(text)} characters; one call takes at most "
                          f"{config.settings.max_text_chars} (settings.max_text_chars: --set settings.max_text_chars=N)")
     voice = Voice.load(voice_file) if voice_file else args.voice  # a bad voice file fails before the model loads
+    if not args.quiet:
+        print(f"voxpipe: {args.arithmetic}", file=sys.stderr)
     pipeline = load_pipeline(config)
     if args.prompt:
         voice = pipeline.encode_prompt(args.prompt, args.prompt_text)

@@ -38,7 +38,8 @@ def add_config_args(parser: argparse.ArgumentParser, *, required: bool = False) 
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="acoustic-model arithmetic: fp32 (parity path), bf16 (CPUs with native bf16), int8 "
                              "(onnx graphs), auto (fastest within the quality bound here; see `voxpipe plugins "
-                             "--cpu`); default: as the config says")
+                             "--cpu`); default: auto, unless the config sets the acoustic model's dtype, "
+                             "precision or kernels itself")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="torch or onnx: must match the config (exported graphs come from `voxpipe export onnx`)")
 
@@ -69,11 +70,13 @@ def load_config(args):
 
     config = build_config(args.config, overrides_of(args), weights_dir=getattr(args, "weights_dir", None))
     precision, backend = getattr(args, "precision", None), getattr(args, "backend", None)
-    if precision is None and backend is None:
-        return config
-    from voxpipe.core.precision import resolve
+    from voxpipe.core.precision import default_overrides, resolve
 
-    extra, _ = resolve(config, precision, backend)
+    if precision is None and backend is None:
+        extra, label = default_overrides(config)
+    else:
+        extra, label = resolve(config, precision, backend)
+    args.arithmetic = label  # what runs, for the commands' status line
     if not extra:
         return config
     return build_config(args.config, overrides_of(args) + extra, weights_dir=getattr(args, "weights_dir", None))

@@ -60,7 +60,7 @@ def run(args) -> int:
                               model_name=Path(str(name)).stem, **limits)  # the config's name, not its path
     app = create_app(pipeline, voices, settings)
     print(f"voxpipe: serving {len(voices.names)} voice(s) at {pipeline.sample_rate} Hz on "
-          f"http://{args.host}:{args.port}/v1/audio/speech", file=sys.stderr)
+          f"http://{args.host}:{args.port}/v1/audio/speech ({args.arithmetic})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return EXIT_OK
 

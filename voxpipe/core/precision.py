@@ -11,10 +11,11 @@ declare — no plugin is imported here:
 fp32 is the parity path (reference kernels, bit-identical to the official code). auto is the
 fastest path that meets the quality bound on the CPU at hand: bf16 only where the CPU has native
 bf16 (AVX-512 BF16 / AMX; emulated bf16 was 10x slower than fp32 on an AVX2 Zen 2), otherwise
-fp32, with the kernels AUTO_KERNELS names where the model has a choice (the fused kernels'
-deviation from the reference is bounded in tests/test_precision.py). int8 is never chosen automatically: it is opt-in, and only
-models with int8 graphs (the onnxruntime backend) offer it. Without a flag the config's own
-settings apply unchanged.
+fp32, with the kernels AUTO_KERNELS names where the model has a choice (the deviations of the
+fused kernels and of bf16 from the reference are bounded in tests/test_precision.py). int8 is
+never chosen automatically: it is opt-in, and only models with int8 graphs (the onnxruntime
+backend) offer it. The commands use auto when no flag is given and the config does not set the
+arithmetic itself (`default_overrides`); the Python API takes the config as written.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BACKENDS = ("torch", "onnx")
 _DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
 ACOUSTIC_KEY = "synthesizer.acoustic_model"
-# Kernels `auto` asks for where a model has a choice. The fused kernels (fewer memory passes, fp32)
-# were not faster than the reference in the idle side-by-side run of 2026-12-02 (AVX2 EPYC, full-size
-# LuxTTS: 12.57 vs 12.25 s median; docs/performance.md), so auto keeps the bit-exact reference.
-AUTO_KERNELS = "reference"
+# Kernels `auto` and `bf16` ask for where a model has a choice (an explicit fp32 keeps the bit-exact
+# reference). Side by side on full-size LuxTTS (docs/performance.md) the fused kernels were never
+# slower: 1.01x on an AVX2 Zen 1, 1.12x (fp32) and 1.09x (bf16) on an AVX-512 BF16 Zen 4; their
+# deviation from the reference is bounded in tests/test_precision.py.
+AUTO_KERNELS = "fused"
+# The acoustic-model settings a precision choice writes; a config that sets any of them is taken as
+# written when no --precision flag is given.
+PRECISION_KEYS = ("dtype", "precision", "kernels")
 
 
 def _literal_values(params: type, name: str) -> tuple:
@@ -122,9 +127,20 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
     chosen = choose_precision(precision, supported_precisions(cls), cpu, where=f"acoustic model {name!r} ({current})")
     kernels = None
     if has_fused_kernels(cls):
-        kernels = AUTO_KERNELS if precision == "auto" else "reference"
+        kernels = AUTO_KERNELS if chosen == "bf16" or precision == "auto" else "reference"
     values = precision_overrides(cls, chosen, kernels)
     label = f"{name}: {chosen} on {current}" + (f", {kernels} kernels" if kernels else "")
     if precision == "auto":
         label += f" (auto on {cpu.vector_level}{', native bf16' if cpu.has_bf16 else ''})"
     return [f"{ACOUSTIC_KEY}.{key}={value}" for key, value in values.items()], label
+
+
+def default_overrides(config, cpu: CpuInfo | None = None) -> tuple[list[str], str]:
+    """What the commands (synth, voice create, batch, serve) apply without --precision/--backend: `auto`,
+    unless the config already says which arithmetic to use (it sets dtype, precision or kernels of
+    its acoustic model, in the YAML or by --set): then it is taken as written. The Python API
+    (`Pipeline.from_config`) always takes the config as written."""
+    acoustic = config.components["synthesizer"].children.get("acoustic_model")
+    if acoustic is None or set(PRECISION_KEYS) & acoustic.params.model_fields_set:
+        return resolve(config, None, None, cpu)  # no overrides; the label says what runs
+    return resolve(config, "auto", None, cpu)

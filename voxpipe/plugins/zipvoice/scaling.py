@@ -10,6 +10,8 @@ training mode).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -81,9 +83,23 @@ def _swoosh_fused_without_constant(x: Tensor, offset: float) -> Tensor:
 
     Same function as `_swoosh` minus its constant, rounded differently (log1p form, ~1e-7
     relative per activation): used only by the `fused` kernels, never by the parity path.
+    bf16/fp16 inputs are computed in their own dtype as exp + log1p (log1p keeps log(1 + e)
+    accurate for small e): a float32 round trip costs two more passes over the widest
+    activations, and the bf16 output rounds its extra precision away (a full-size bf16 decoder
+    call 0.714 -> 0.696 s, docs/performance.md).
     """
-    xf = x.float()
-    return nn.functional.softplus(xf - offset).sub_(xf, alpha=SWOOSH_SLOPE).to(x.dtype)
+    if x.dtype not in (torch.bfloat16, torch.float16):
+        return nn.functional.softplus(x - offset).sub_(x, alpha=SWOOSH_SLOPE)
+    shifted = x - offset
+    softplus = shifted.exp().log1p_()
+    if shifted.numel() and not bool(shifted.max() <= _exp_finite_below(x.dtype)):  # overflow (or NaN): check
+        softplus = torch.where(torch.isinf(softplus), shifted, softplus)
+    return softplus.sub_(x, alpha=SWOOSH_SLOPE)
+
+
+def _exp_finite_below(dtype: torch.dtype) -> float:
+    """Largest a for which exp(a) is finite in `dtype` (bf16 ~88.7 like float32, fp16 ~11.09)."""
+    return math.log(torch.finfo(dtype).max)
 
 
 def swoosh_l(x: Tensor) -> Tensor:
@@ -142,9 +158,15 @@ class ActivationAndLinear(nn.Module):
         return nn.functional.linear(x, self.weight, self.bias)
 
     def _folded_bias(self) -> Tensor:
-        """b - c * W.sum(in) (out,), recomputed only when the weights changed (version counters)."""
-        key = (self.weight._version, None if self.bias is None else self.bias._version, self.weight.data_ptr())
-        if getattr(self, "_folded_key", None) != key:
+        """b - c * W.sum(in) (out,), recomputed only when the weights changed (version counters).
+
+        Weights created under `torch.inference_mode()` have no version counter (and can still be
+        changed in place there, e.g. by load_state_dict), so for them it is recomputed every call.
+        """
+        params = [self.weight] + ([] if self.bias is None else [self.bias])
+        key = None if any(p.is_inference() for p in params) else (
+            *(p._version for p in params), self.weight.data_ptr())
+        if key is None or getattr(self, "_folded_key", None) != key:
             _, constant = SWOOSH_OFFSETS[self.activation]
             with torch.no_grad():
                 folded = -constant * self.weight.float().sum(dim=1)
