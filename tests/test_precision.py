@@ -270,3 +270,20 @@ def test_cli_precision_flag_reaches_the_config(monkeypatch):
         assert (acoustic.dtype, acoustic.kernels) == expected, argv
         assert args.arithmetic.startswith("zipvoice-distill: " + ("bf16 on torch" if not argv else
                                           "fp32 on torch" if "--precision" in argv else "as configured"))
+
+
+def test_pipeline_from_config_takes_a_precision_like_the_commands(monkeypatch):
+    monkeypatch.setattr("voxpipe.core.precision.detect", lambda: BF16)
+    as_written = Pipeline.from_config(tiny_pipeline_config()).synthesizer.acoustic_model
+    assert (as_written.dtype, as_written.kernels) == (torch.float32, "reference")
+    for overrides in (["solver.num_steps=2"], {"solver.num_steps": 2}):
+        pipeline = Pipeline.from_config(tiny_pipeline_config(), overrides, precision="auto")
+        acoustic = pipeline.synthesizer.acoustic_model
+        assert (acoustic.dtype, acoustic.kernels) == (torch.bfloat16, AUTO_KERNELS)
+        assert pipeline.config.components["synthesizer"].children["solver"].params.num_steps == 2
+    parity = Pipeline.from_config(tiny_pipeline_config(), precision="fp32").synthesizer.acoustic_model
+    assert (parity.dtype, parity.kernels) == (torch.float32, "reference")
+    with pytest.raises(ConfigError, match="voxpipe export onnx"):
+        Pipeline.from_config(tiny_pipeline_config(), backend="onnx")
+    with pytest.raises(ConfigError, match="PipelineConfig"):
+        Pipeline.from_config(build_config(tiny_pipeline_config()), precision="auto")

@@ -24,6 +24,7 @@ from voxpipe.core.audio import Audio
 from voxpipe.core.compatibility import raise_problems, vocabulary_problems
 from voxpipe.core.config import FAMILY_KIND, PipelineConfig, build_config
 from voxpipe.core.errors import ConfigError, TextError
+from voxpipe.core.precision import resolve
 from voxpipe.core.settings import PipelineSettings
 from voxpipe.core.synthesizer import Synthesizer
 from voxpipe.core.text import TextSpan
@@ -86,13 +87,29 @@ class Pipeline:
         *,
         weights_dir: str | None = None,
         registry=None,
+        precision: str | None = None,
+        backend: str | None = None,
     ) -> "Pipeline":
         """Build from a pipeline file (path or bundled name like "luxtts"), a mapping, or an
-        already validated `PipelineConfig`."""
+        already validated `PipelineConfig`.
+
+        `precision` (auto, fp32, bf16, int8) and `backend` (torch, onnx) choose the acoustic
+        model's arithmetic as the commands' flags do (voxpipe.core.precision.resolve, applied after
+        `overrides`); None takes the config as written (the bundled configs: the fp32 parity path).
+        """
         if isinstance(source, PipelineConfig):
+            if precision is not None or backend is not None:
+                raise ConfigError(f"{source.source}: precision/backend need the config's source (a path, a "
+                                  "bundled name or a mapping), not an already validated PipelineConfig")
             config = source
         else:
             config = build_config(source, overrides, registry=registry, weights_dir=weights_dir)
+            if precision is not None or backend is not None:
+                extra, _ = resolve(config, precision, backend)
+                if extra:
+                    merged = ({**overrides, **dict(item.split("=", 1) for item in extra)}
+                              if isinstance(overrides, Mapping) else [*overrides, *extra])
+                    config = build_config(source, merged, registry=registry, weights_dir=weights_dir)
         built = {kind: component.build(f"{config.source}: {kind}") for kind, component in config.components.items()}
         if FAMILY_KIND not in built:
             raise ConfigError(f"{config.source}: a pipeline needs a {FAMILY_KIND}")

@@ -15,7 +15,8 @@ fp32, with the kernels AUTO_KERNELS names where the model has a choice (the devi
 fused kernels and of bf16 from the reference are bounded in tests/test_precision.py). int8 is
 never chosen automatically: it is opt-in, and only models with int8 graphs (the onnxruntime
 backend) offer it. The commands use auto when no flag is given and the config does not set the
-arithmetic itself (`default_overrides`); the Python API takes the config as written.
+arithmetic itself (`default_overrides`); the Python API takes the config as written unless given
+`Pipeline.from_config(..., precision=, backend=)`.
 """
 
 from __future__ import annotations
@@ -113,9 +114,9 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
     acoustic = family.children.get("acoustic_model")
     if acoustic is None:
         if precision in (None, "auto", "fp32") and backend in (None, "torch"):
-            return [], f"{family.info.name}: fixed precision (fp32, torch)"
+            return [], f"{family.info.name}: fp32 as built (no precision or backend choice)"
         raise ConfigError(f"synthesizer {family.info.name!r} has no acoustic-model precision or backend choice "
-                          f"(only fp32 on torch)")
+                          f"(it runs fp32 as built)")
     cls, name = acoustic.info.cls, acoustic.info.name
     current = component_backend(cls)
     if backend is not None and backend != current:
@@ -139,7 +140,7 @@ def default_overrides(config, cpu: CpuInfo | None = None) -> tuple[list[str], st
     """What the commands (synth, voice create, batch, serve) apply without --precision/--backend: `auto`,
     unless the config already says which arithmetic to use (it sets dtype, precision or kernels of
     its acoustic model, in the YAML or by --set): then it is taken as written. The Python API
-    (`Pipeline.from_config`) always takes the config as written."""
+    (`Pipeline.from_config`) takes the config as written unless given `precision=`."""
     acoustic = config.components["synthesizer"].children.get("acoustic_model")
     if acoustic is None or set(PRECISION_KEYS) & acoustic.params.model_fields_set:
         return resolve(config, None, None, cpu)  # no overrides; the label says what runs
