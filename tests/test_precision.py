@@ -164,20 +164,46 @@ def test_bf16_swoosh_matches_float64_and_handles_overflow():
         assert float(error.max()) <= 2 ** -6, f"bf16 Swoosh(offset {offset}) error {float(error.max()):.2e}"
 
 
-def test_fused_model_built_under_inference_mode_runs(pipelines, voice):
-    """Inference tensors have no version counter: the fused bias folding must not need one."""
+@pytest.mark.parametrize("kernels", ["reference", "fused"])
+def test_models_without_grad_or_built_under_inference_mode_compute_the_same_bits(pipelines, voice, kernels):
+    """Weights that do not require grad (built under `torch.inference_mode()`, or
+    `requires_grad_(False)`) must take the same GEMMs as ordinary parameters (torch's matmul would
+    otherwise broadcast the weight per frame, 8x slower at full size) and keep the fused kernels'
+    bias folding working (inference tensors have no version counter)."""
     config = tiny_pipeline_config()
-    config["synthesizer"]["acoustic_model"]["kernels"] = "fused"
+    config["synthesizer"]["acoustic_model"]["kernels"] = kernels
+    reference = pipelines[0 if kernels == "reference" else 1].synthesizer.acoustic_model
+    with torch.inference_mode():
+        built_inside = Pipeline.from_config(config).synthesizer.acoustic_model
+    frozen = Pipeline.from_config(config).synthesizer.acoustic_model
+    frozen.model.requires_grad_(False)
+    assert not any(p.is_inference() for p in built_inside.model.parameters())
+    prompt = voice.tensors["prompt_features"]
+    tokens = [voice.tensors["prompt_token_ids"].tolist()]
+    lens = torch.tensor([prompt.shape[0]])
     with one_torch_thread(), torch.inference_mode():
-        fused = Pipeline.from_config(config).synthesizer.acoustic_model
-        reference = pipelines[1].synthesizer.acoustic_model  # fused, built outside inference mode
-        prompt = voice.tensors["prompt_features"]
-        tokens = [voice.tensors["prompt_token_ids"].tolist()]
-        lens = torch.tensor([prompt.shape[0]])
-        conds = [m.condition(tokens, tokens, prompt.unsqueeze(0), lens, 1.0) for m in (fused, reference)]
-        x = torch.randn(1, conds[0].num_frames, fused.feature_dim, generator=torch.Generator().manual_seed(1))
-        v, v_ref = fused.velocity(x, 0.5, conds[0], 3.0), reference.velocity(x, 0.5, conds[1], 3.0)
-    assert _relative(v, v_ref) <= 1e-5
+        velocities = []
+        for model in (reference, built_inside, frozen):
+            cond = model.condition(tokens, tokens, prompt.unsqueeze(0), lens, 1.0)
+            x = torch.randn(1, cond.num_frames, model.feature_dim, generator=torch.Generator().manual_seed(1))
+            velocities.append(model.velocity(x, 0.5, cond, 3.0))
+    assert torch.equal(velocities[1], velocities[0]) and torch.equal(velocities[2], velocities[0])
+
+
+def test_fused_bias_folding_accepts_inference_tensors():
+    from voxpipe.plugins.zipvoice.scaling import ActivationAndLinear
+
+    with torch.inference_mode():
+        layer = ActivationAndLinear(8, 4, "SwooshL")
+        layer.fused = True
+        x = torch.randn(5, 1, 8)
+        before = layer(x)
+        layer.weight.mul_(2.0)  # inference tensors can change in place: the folded bias follows
+        after = layer(x)
+    reference = ActivationAndLinear(8, 4, "SwooshL")
+    reference.load_state_dict({"weight": layer.weight.clone(), "bias": layer.bias.clone()})
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, reference(x.clone()).detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_kernels_value_is_a_config_error():

@@ -198,7 +198,10 @@ def load_model(
     check_state_dict(model, state_dict, variant, files)
     # Copy into fresh allocations rather than `assign`: tensors from a safetensors mmap can be
     # oddly aligned, which changes which SIMD kernels run (and float rounding).
-    model = model.to_empty(device=device)
-    model.load_state_dict(state_dict, strict=True)
-    model = model.to(dtype=dtype).eval()
+    # Ordinary tensors even when called under torch.inference_mode(): inference tensors have no
+    # version counters, which the fused kernels' cached folded biases rely on.
+    with torch.inference_mode(False):
+        model = model.to_empty(device=device)
+        model.load_state_dict(state_dict, strict=True)
+        model = model.to(dtype=dtype).eval()
     return LoadedModel(model=model, variant=variant, vocab=vocab, config=model_config, files=files)
