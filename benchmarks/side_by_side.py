@@ -18,7 +18,7 @@ Paths (see benchmarks/README.md for the reference environment):
   official-onnx   the official exporter (`zipvoice/bin/onnx_export.py`, the graphs LuxTTS ships for
                   its CPU path) run the way `infer_zipvoice_onnx.py` runs them, fp32, + the same vocoder
   torch-fp32      voxpipe's torch model, the bit-exact parity path (the default)
-  torch-fast      voxpipe's torch model with `kernels: fused` (fp32, fused element-wise chains)
+  torch-fast      voxpipe's torch model with `kernels: fused` (fp32, fused chains, faster CPU kernels)
   torch-bf16 / torch-bf16-fast   the same in bf16 (`dtype: bfloat16`; only fast with native bf16)
   onnx-fp32 / onnx-int8   voxpipe's export on onnxruntime (int8: dynamic quantization, opt-in)
 LuxTTS's 48 kHz vocoder (LinaCodec's upsampler + 48 kHz head) has no installable official

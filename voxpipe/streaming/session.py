@@ -34,6 +34,7 @@ import torch
 
 from voxpipe.core.audio import AudioChunk, to_pcm16
 from voxpipe.core.errors import ConfigError, TextError
+from voxpipe.core.openmp import release_thread_pool
 from voxpipe.core.pipeline import Pipeline, chunk_seed
 from voxpipe.core.voice import Voice
 from voxpipe.streaming.assembly import CrossfadeJoiner, PcmResampler, StreamingEdgeTrim
@@ -119,6 +120,7 @@ class StreamingSession:
         # close() is collected, and its finalizer stops the thread
         self._worker = threading.Thread(target=_work, args=(weakref.ref(self),), name="voxpipe-stream", daemon=True)
         weakref.finalize(self, self._cancelled.set)
+        release_thread_pool()  # this thread's torch work moves to the worker (voxpipe/core/openmp.py)
         self._worker.start()
 
     # ---- input ---------------------------------------------------------------------------
@@ -236,7 +238,10 @@ class StreamingSession:
         """One chunk -> (1, N) waveform, as `synthesize()` makes it."""
         family, ids = self.pipeline.synthesizer, planned.chunk.token_ids
         with self._lock:
-            return family.synthesize([ids], self.voice, self._options, [chunk_seed(self.seed, planned.index)])[0]
+            try:
+                return family.synthesize([ids], self.voice, self._options, [chunk_seed(self.seed, planned.index)])[0]
+            finally:  # sessions on one pipeline take turns: no parked pool while another one works
+                release_thread_pool()
 
     def _emit(self, wave: torch.Tensor | None, planned: PlannedChunk | None, ending: bool) -> None:
         released = [] if wave is None else [self._joiner.push(wave)]

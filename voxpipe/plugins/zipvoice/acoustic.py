@@ -37,8 +37,8 @@ class ZipVoiceParams(Params):
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     kernels: Literal["reference", "fused"] = "reference"
-    """reference: bit-identical to the official code (parity path); fused: same float32 math with
-    fewer memory passes, rounding differs (~1e-6 relative, tests/test_precision.py)."""
+    """reference: bit-identical to the official code (parity path); fused: same math with fewer
+    memory passes and faster CPU kernels, rounding differs (~1e-6 relative, tests/test_precision.py)."""
 
 
 class ZipVoiceAcousticModel(AcousticModel):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from voxpipe.plugins.zipvoice.scaling import (
     ActivationAndLinear,
     BiasNorm,
+    Linear,
     SwooshR,
     regularizers_of,
 )
@@ -109,8 +110,8 @@ class RelPositionMultiheadAttentionWeights(nn.Module):
         self.num_heads = num_heads
         self.query_head_dim = query_head_dim
         self.pos_head_dim = pos_head_dim
-        self.in_proj = nn.Linear(embed_dim, (2 * query_head_dim + pos_head_dim) * num_heads)
-        self.linear_pos = nn.Linear(pos_dim, num_heads * pos_head_dim, bias=False)
+        self.in_proj = Linear(embed_dim, (2 * query_head_dim + pos_head_dim) * num_heads)
+        self.linear_pos = Linear(pos_dim, num_heads * pos_head_dim, bias=False)
 
     def forward(self, x: Tensor, pos_emb: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
         """x (T, B, C), pos_emb (1, 2T-1, pos_dim), key_padding_mask (B, T) True=pad."""
@@ -140,8 +141,8 @@ class SelfAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, value_head_dim: int) -> None:
         super().__init__()
-        self.in_proj = nn.Linear(embed_dim, num_heads * value_head_dim)
-        self.out_proj = nn.Linear(num_heads * value_head_dim, embed_dim)
+        self.in_proj = Linear(embed_dim, num_heads * value_head_dim)
+        self.out_proj = Linear(num_heads * value_head_dim, embed_dim)
 
     def forward(self, x: Tensor, attn_weights: Tensor) -> Tensor:
         """x (T, B, C), attn_weights (H, B, T, T) -> (T, B, C)."""
@@ -158,7 +159,7 @@ class FeedforwardModule(nn.Module):
 
     def __init__(self, embed_dim: int, feedforward_dim: int) -> None:
         super().__init__()
-        self.in_proj = nn.Linear(embed_dim, feedforward_dim)
+        self.in_proj = Linear(embed_dim, feedforward_dim)
         self.out_proj = ActivationAndLinear(feedforward_dim, embed_dim, activation="SwooshL")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -173,8 +174,8 @@ class NonlinAttention(nn.Module):
     def __init__(self, channels: int, hidden_channels: int) -> None:
         super().__init__()
         self.hidden_channels = hidden_channels
-        self.in_proj = nn.Linear(channels, 3 * hidden_channels)
-        self.out_proj = nn.Linear(hidden_channels, channels)
+        self.in_proj = Linear(channels, 3 * hidden_channels)
+        self.out_proj = Linear(hidden_channels, channels)
 
     def forward(self, x: Tensor, attn_weights: Tensor) -> Tensor:
         """x (T, B, C), attn_weights (H', B, T, T) (the layer passes only its first head)."""
@@ -197,7 +198,7 @@ class ConvolutionModule(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"convolution kernel size must be odd, got {kernel_size}")
-        self.in_proj = nn.Linear(channels, 2 * channels)
+        self.in_proj = Linear(channels, 2 * channels)
         self.depthwise_conv = nn.Conv1d(
             channels, channels, kernel_size=kernel_size, groups=channels, padding=kernel_size // 2
         )
@@ -216,8 +217,31 @@ class ConvolutionModule(nn.Module):
         if src_key_padding_mask is not None and bool(src_key_padding_mask.any()):
             # Padding must not leak into valid frames through the kernel.
             x = x.masked_fill(src_key_padding_mask.unsqueeze(1).expand_as(x), 0.0)
-        x = regularize.apply("balancer2", self.depthwise_conv(x)).permute(2, 0, 1)
+        if self.fused:
+            x = depthwise_conv_over_time(self.depthwise_conv, x)
+        else:  # the official call: oneDNN's 1-D kernel, whose sums round differently from the 2-D one
+            x = self.depthwise_conv(x)
+        x = regularize.apply("balancer2", x).permute(2, 0, 1)
         return self.out_proj(regularize.apply("whiten", x))
+
+
+def depthwise_conv_over_time(conv: nn.Conv1d, x: Tensor) -> Tensor:
+    """`conv(x)` for a depthwise `conv` over time: x (B, C, T) -> (B, C, T), channels-last strides.
+
+    Computed as a 2-D convolution of (B, C, 1, T) in channels-last memory: the same sums, but
+    on CPU oneDNN runs it with its vectorised NHWC depthwise kernel instead of the 1-D path, which
+    is 10-30x slower (938 frames, 512 channels, kernel 31: 11.6 -> 0.36 ms in float32, 4.9 -> 0.31
+    ms in bfloat16). For batch 1, the (T, B, C) -> (B, C, T) permute the module gives is already
+    channels-last, so nothing is copied; a larger batch is copied once into (B, T, C).
+    """
+    batch, channels, frames = x.shape
+    # Canonical channels-last strides: `x.unsqueeze(2)` would keep the permute's batch stride
+    # (C, not T * C), which oneDNN does not take for channels-last, and run the slow kernel.
+    x = x.transpose(1, 2).contiguous().reshape(batch, 1, frames, channels).permute(0, 3, 1, 2)  # (B, C, 1, T)
+    y = nn.functional.conv2d(
+        x, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), groups=conv.groups
+    )
+    return y.squeeze(2)
 
 
 class BypassModule(nn.Module):
@@ -333,7 +357,7 @@ class Zipformer2Encoder(nn.Module):
         self.pos_dim = pos_dim
         # (SwooshR, Linear): the Sequential indices give the official key `time_emb.1.weight`.
         self.time_emb = (
-            nn.Sequential(SwooshR(), nn.Linear(time_embed_dim, embed_dim)) if time_embed_dim is not None else None
+            nn.Sequential(SwooshR(), Linear(time_embed_dim, embed_dim)) if time_embed_dim is not None else None
         )
         self.layers = nn.ModuleList(
             [Zipformer2EncoderLayer(embed_dim=embed_dim, pos_dim=pos_dim, **layer_kwargs) for _ in range(num_layers)]
@@ -412,8 +436,10 @@ def set_kernels(module: nn.Module, kernels: str) -> None:
 
     reference: the official operation order, bit-identical to k2-fsa/ZipVoice (parity path).
     fused: the same functions with fewer memory passes (softplus Swoosh with its constant folded
-    into the next bias, one-pass BiasNorm, lerp bypass, GLU): float32 throughout, rounding
-    differs at ~1e-7 per op (bounded in tests/test_precision.py).
+    into the next bias, one-pass BiasNorm, lerp bypass, GLU) and faster CPU kernels (float32
+    GEMMs on oneDNN, `fused_linear`; the depthwise convolutions in channels-last memory,
+    `depthwise_conv_over_time`): rounding differs at ~1e-7 per op (bounded in
+    tests/test_precision.py).
     """
     if kernels not in KERNELS:
         raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
@@ -478,11 +504,11 @@ class TTSZipformer(nn.Module):
 
         if two_stream:
             self.in_dims = tuple(in_dim)
-            self.in_proj = nn.ModuleList([nn.Linear(d, encoder_dim) for d in in_dim])
-            self.out_proj = nn.ModuleList([nn.Linear(encoder_dim, d) for d in out_dim])
+            self.in_proj = nn.ModuleList([Linear(d, encoder_dim) for d in in_dim])
+            self.out_proj = nn.ModuleList([Linear(encoder_dim, d) for d in out_dim])
         else:
-            self.in_proj = nn.Linear(in_dim, encoder_dim)
-            self.out_proj = nn.Linear(encoder_dim, out_dim)
+            self.in_proj = Linear(in_dim, encoder_dim)
+            self.out_proj = Linear(encoder_dim, out_dim)
 
         encoders: list[nn.Module] = []
         for factor, layers, kernel in zip(factors, num_layers, kernels):
@@ -506,13 +532,13 @@ class TTSZipformer(nn.Module):
         self.time_embed = None
         if time_embed_dim is not None:
             self.time_embed = nn.Sequential(
-                nn.Linear(time_embed_dim, 2 * time_embed_dim), SwooshR(), nn.Linear(2 * time_embed_dim, time_embed_dim)
+                Linear(time_embed_dim, 2 * time_embed_dim), SwooshR(), Linear(2 * time_embed_dim, time_embed_dim)
             )
         self.guidance_scale_embed = None
         if use_guidance_scale_embed:
             if time_embed_dim is None:
                 raise ValueError("a guidance-scale embedding needs a time embedding")
-            self.guidance_scale_embed = nn.Linear(GUIDANCE_SCALE_EMBED_DIM, time_embed_dim, bias=False)
+            self.guidance_scale_embed = Linear(GUIDANCE_SCALE_EMBED_DIM, time_embed_dim, bias=False)
 
     def _embed_time(self, t: Tensor, guidance_scale: Tensor | None) -> Tensor:
         """t (B,), guidance_scale (B,) or None -> (B, time_embed_dim)."""
