@@ -23,8 +23,8 @@ from voxpipe.testing.fixtures import (
 # In a fresh interpreter (no other test's threads): run a parallel op on 2 threads, then release.
 CHILD = textwrap.dedent("""
     import os, time, torch
-    from voxpipe.core.openmp import _pause_function, release_thread_pool
-    if _pause_function() is None:
+    from voxpipe.core.openmp import _pause_functions, release_thread_pool
+    if not _pause_functions():
         print("unsupported"); raise SystemExit
     torch.set_num_threads(2)
     x = torch.randn(1 << 22)

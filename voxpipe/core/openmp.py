@@ -25,29 +25,30 @@ OPENMP_RUNTIMES = ("libgomp", "libiomp5", "libomp")  # GNU (torch's Linux wheels
 
 
 @functools.cache
-def _pause_function():
-    """`omp_pause_resource_all` of the OpenMP runtime loaded in this process, or None (no
-    /proc/self/maps, no runtime loaded, or one without OpenMP 5.0 pauses)."""
+def _pause_functions() -> tuple:
+    """`omp_pause_resource_all` of every OpenMP runtime loaded in this process (torch's, and any
+    other copy a library bundles); empty without /proc/self/maps or without OpenMP 5.0 pauses."""
     import torch  # noqa: F401 - loads the runtime torch uses
 
     try:
         maps = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
-        return None
-    paths = {line.split(maxsplit=5)[-1] for line in maps if len(line.split(maxsplit=5)) == 6}
+        return ()
+    paths = {fields[-1] for fields in (line.split(maxsplit=5) for line in maps) if len(fields) == 6}
+    found = []
     for path in sorted(paths):
         if Path(path).name.startswith(OPENMP_RUNTIMES):
             try:
-                pause = ctypes.CDLL(path).omp_pause_resource_all  # same handle as the loaded one
+                pause = ctypes.CDLL(path).omp_pause_resource_all  # the loaded library's own handle
             except (OSError, AttributeError):
                 continue
             pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
-            return pause
-    return None
+            found.append(pause)
+    return tuple(found)
 
 
 def release_thread_pool() -> bool:
-    """End the calling thread's OpenMP worker pool; True if the runtime did. Call it outside any
+    """End the calling thread's OpenMP worker pools; True if a runtime did. Call it outside any
     torch operation (between calls from Python is always outside)."""
-    pause = _pause_function()
-    return pause is not None and pause(OMP_PAUSE_SOFT) == 0
+    results = [pause(OMP_PAUSE_SOFT) == 0 for pause in _pause_functions()]
+    return any(results)
