@@ -176,15 +176,14 @@ def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 class Linear(nn.Linear):
-    """`nn.Linear` (same parameters, state-dict names and reference arithmetic) whose fused
-    kernels compute through `fused_linear`."""
+    """`nn.Linear` (same parameters, state-dict names and reference arithmetic) computing through
+    `_linear` like `ActivationAndLinear` (one GEMM for permuted inputs whatever requires_grad),
+    and through `fused_linear` with the fused kernels."""
 
     fused: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fused:
-            return fused_linear(x, self.weight, self.bias)
-        return super().forward(x)
+        return (fused_linear if self.fused else _linear)(x, self.weight, self.bias)
 
 
 class ActivationAndLinear(nn.Module):
