@@ -153,6 +153,35 @@ def test_bf16_audio_log_mel_deviation_is_bounded(pipelines, bf16_pipelines, voic
             assert distance <= 2e-2, f"{variant}: log-mel distance of the audio {distance:.2e} > 2e-2"
 
 
+def test_bf16_fused_model_packs_its_weights_at_load_unless_told_not_to(pipelines, bf16_pipelines, voice):
+    """`prepack_weights` (default true): a bf16 fused model keeps its Linear weights in oneDNN's
+    layout from load on, where this CPU has that path; false packs nothing; both compute the
+    same function (bias rounding may differ for permuted inputs, tests/test_zipformer.py)."""
+    from voxpipe.plugins.zipvoice import scaling
+
+    packed = bf16_pipelines["bf16-fused"].synthesizer.acoustic_model
+    config = tiny_pipeline_config()
+    config["synthesizer"]["acoustic_model"].update(dtype="bfloat16", kernels="fused", prepack_weights=False)
+    plain = Pipeline.from_config(config).synthesizer.acoustic_model
+    assert plain.describe()["packed_weights"] == 0
+    assert bf16_pipelines["bf16-reference"].synthesizer.acoustic_model.describe()["packed_weights"] == 0
+    try:
+        scaling._ONEDNN_PACK_WEIGHT(torch.zeros(4, 4, dtype=torch.bfloat16), None)
+        can_pack = True
+    except (TypeError, RuntimeError):
+        can_pack = False
+    linears = sum(hasattr(type(m), "prepack") for m in packed.model.modules())
+    assert packed.describe()["packed_weights"] == (linears if can_pack else 0)
+    prompt = voice.tensors["prompt_features"]
+    prompt_tokens = voice.tensors["prompt_token_ids"].tolist()
+    with one_torch_thread(), torch.inference_mode():
+        lens = torch.tensor([prompt.shape[0]])
+        conds = [m.condition([prompt_tokens], [prompt_tokens[:5]], prompt.unsqueeze(0), lens, 1.0) for m in (plain, packed)]
+        x = torch.randn(1, conds[0].num_frames, plain.feature_dim, generator=torch.Generator().manual_seed(0))
+        v_plain, v_packed = (m.velocity(x, 0.5, c, guidance_scale=3.0) for m, c in zip((plain, packed), conds))
+    assert _relative(v_packed, v_plain) <= 1e-2
+
+
 def test_bf16_swoosh_matches_float64_and_handles_overflow():
     from voxpipe.plugins.zipvoice import scaling
 

@@ -1,10 +1,17 @@
 """Zipformer building blocks whose fast path differs from the exported one."""
 
+import copy
+
 import pytest
 import torch
 
 from voxpipe.plugins.zipvoice import scaling
-from voxpipe.plugins.zipvoice.scaling import Linear
+from voxpipe.plugins.zipvoice.scaling import (
+    ActivationAndLinear,
+    Linear,
+    pack_weights,
+    packed_weight,
+)
 from voxpipe.plugins.zipvoice.zipformer import (
     depthwise_conv_over_time,
     relative_to_absolute,
@@ -74,3 +81,63 @@ def test_linear_keeps_the_state_dict_names_and_switches_with_the_kernels():
     assert layer.fused
     set_kernels(layer, "reference")
     assert not layer.fused
+
+
+def _onednn_packs_bf16() -> bool:
+    """Whether this torch build and CPU have oneDNN's bf16 weight reorder (AVX-512 BW/VL/DQ or
+    AVX-NE-CONVERT); elsewhere prepacking stays off and the plain path runs."""
+    try:
+        scaling._ONEDNN_PACK_WEIGHT(torch.zeros(4, 4, dtype=torch.bfloat16), None)
+        return True
+    except (TypeError, RuntimeError):
+        return False
+
+
+def _fused_bf16_layers(prepack: bool) -> list[torch.nn.Module]:
+    torch.manual_seed(4)
+    layers = [Linear(16, 8).bfloat16(), ActivationAndLinear(16, 8, activation="SwooshL").bfloat16()]
+    for layer in layers:
+        set_kernels(layer, "fused", prepack=prepack)
+    return layers
+
+
+@pytest.mark.skipif(not _onednn_packs_bf16(), reason="no oneDNN bf16 weight packing on this CPU")
+def test_prepacked_bf16_weights_give_the_same_bits_and_follow_weight_changes():
+    x = torch.randn(5, 2, 16, generator=torch.Generator().manual_seed(5)).bfloat16()
+    plain_layers, packed_layers = _fused_bf16_layers(False), _fused_bf16_layers(True)
+    assert pack_weights(packed_layers[0]) == 1 and pack_weights(plain_layers[0]) == 0
+    with torch.no_grad():
+        for plain, packed in zip(plain_layers, packed_layers):
+            assert packed_weight(plain, x) is None and packed_weight(packed, x).is_mkldnn
+            assert torch.equal(packed(x), plain(x))
+            # A permuted input: torch adds the bias after rounding the product (`_linear`), oneDNN
+            # before; the packed path rounds as torch does for the same input made contiguous.
+            permuted = x.permute(1, 0, 2)
+            assert torch.equal(packed(permuted), plain(permuted.contiguous()))
+        layer = packed_layers[0]
+        first = packed_weight(layer, x)
+        layer.load_state_dict({name: value + 1 for name, value in layer.state_dict().items()})  # in place
+        assert packed_weight(layer, x) is not first
+        assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+        clone = copy.deepcopy(layer)  # oneDNN tensors cannot be copied: the clone packs its own
+        assert torch.equal(clone(x), layer(x)) and packed_weight(clone, x) is not packed_weight(layer, x)
+    assert packed_weight(layer, x) is None  # autograd on: torch's linear, gradients flow
+    layer.weight.requires_grad_(True)
+    layer(x.float().bfloat16()).float().sum().backward()
+    assert layer.weight.grad is not None
+
+
+def test_prepacking_is_off_for_reference_kernels_other_dtypes_and_inference_tensors():
+    x = torch.randn(3, 16)
+    layer = Linear(16, 8)
+    set_kernels(layer, "reference", prepack=True)
+    assert not layer.prepack
+    set_kernels(layer, "fused", prepack=True)
+    with torch.no_grad():
+        assert packed_weight(layer, x) is None  # float32: no packing, oneDNN's plain-weight kernel
+    with torch.inference_mode():
+        frozen = Linear(16, 8).bfloat16()  # inference tensors: no version counter to notice changes
+    set_kernels(frozen, "fused", prepack=True)
+    with torch.no_grad():
+        assert packed_weight(frozen, x.bfloat16()) is None
+        torch.testing.assert_close(frozen(x.bfloat16()), torch.nn.functional.linear(x.bfloat16(), frozen.weight, frozen.bias))

@@ -140,50 +140,116 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out if bias is None else out.add_(bias)
 
 
-def _onednn_linear_op():
-    """torch's oneDNN linear kernel (`mkldnn::_linear_pointwise`, what inductor runs), or None in a
-    torch build without oneDNN."""
+def _onednn_op(name: str):
+    """A torch oneDNN operator (`torch.ops.mkldnn.<name>`, what inductor runs), or None in a torch
+    build without oneDNN or without that operator."""
     if not torch.backends.mkldnn.is_available():
         return None
     try:
-        return torch.ops.mkldnn._linear_pointwise
+        return getattr(torch.ops.mkldnn, name)
     except (AttributeError, RuntimeError):
         return None
 
 
-_ONEDNN_LINEAR = _onednn_linear_op()
+_ONEDNN_LINEAR = _onednn_op("_linear_pointwise")
+_ONEDNN_PACK_WEIGHT = _onednn_op("_reorder_linear_weight")
 
 
-def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def _plain_torch_call() -> bool:
+    """True while autograd, ONNX export or tracing watch: they need torch's own `linear`."""
+    return torch.is_grad_enabled() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
+def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | None = None) -> Tensor:
     """x @ W^T + b for the fused kernels: x (..., in), weight (out, in), bias (out,) -> (..., out).
 
     float32 on the CPU runs on oneDNN's GEMM instead of MKL's (torch's default, and what the
     reference kernels keep for their bits): a full-size fp32 decoder call 0.93 -> 0.79 s on an
     AVX-512 Zen 4, unchanged with AVX2 only (docs/performance.md). Rounding differs at ~1e-6
-    relative. Everything else (bf16, which torch already sends to oneDNN; autograd, which that
+    relative. `packed`, the weight already in oneDNN's layout (`packed_weight`), runs on that
+    kernel too. Everything else (bf16, which torch already sends to oneDNN; autograd, which that
     kernel lacks; export and tracing) goes through `_linear`.
     """
-    if (
-        _ONEDNN_LINEAR is not None
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and not torch.is_grad_enabled()
-        and not torch.onnx.is_in_onnx_export()
-        and not torch.jit.is_tracing()
-    ):
+    if packed is not None:
+        return _ONEDNN_LINEAR(x, packed, bias, "none", [], "")
+    if _ONEDNN_LINEAR is not None and x.dtype == torch.float32 and x.device.type == "cpu" and not _plain_torch_call():
         return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
     return _linear(x, weight, bias)
+
+
+class _PackedWeight:
+    """One module's weight in oneDNN's blocked layout, and the (version, address) of the weight it
+    was made from. Deep copies and pickles start empty: oneDNN tensors have no storage
+    to copy, and the copy's own weight is packed on its first call."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.tensor: Tensor | None = None
+
+    def __reduce__(self):
+        return (_PackedWeight, ())
+
+
+def packed_weight(module: nn.Module, x: Tensor) -> Tensor | None:
+    """`module.weight` (out, in) in oneDNN's blocked GEMM layout, for bf16 inference on the CPU
+    when `module.prepack` is set; None elsewhere (then `fused_linear` uses the plain weight).
+    x (..., in): the input about to be multiplied.
+
+    oneDNN reorders a plain bf16 weight into its blocked layout inside every call; packing it
+    once saves that pass over every weight and gives the same bits as torch's `linear` on a
+    contiguous input (on a permuted one, which `_linear` multiplies and then adds the bias to,
+    the bias is added before the single rounding instead of after it): a full-size LuxTTS bf16
+    decoder call 4 % faster at 380 frames (a stream's first chunk), 6 % at 822
+    (docs/performance.md), for a second copy of the Linear weights in memory. The copy is rebuilt
+    when the weight changes (load_state_dict, `.to()`: its version counter or address says so).
+    Not used under autograd, tracing or export (tensor subclasses such as fake tensors); weights
+    made under `torch.inference_mode()` have no version counter and stay unpacked, as do CPUs or
+    oneDNN builds without this bf16 path (the first attempt's error switches it off).
+    """
+    # The common case first and cheap: this runs for every Linear of every decoder call.
+    if not module.prepack or torch.is_grad_enabled() or type(x) is not Tensor or torch.jit.is_tracing():
+        return None
+    weight = module.weight
+    if weight.dtype != torch.bfloat16 or x.dtype != weight.dtype or weight.is_inference():
+        return None
+    key = (weight._version, weight.data_ptr())
+    cache = module.__dict__.get("_packed_weight")
+    if cache is not None and cache.key == key:
+        return cache.tensor
+    if cache is None:
+        cache = module._packed_weight = _PackedWeight()
+    cache.key, cache.tensor = key, None
+    if _ONEDNN_LINEAR is not None and _ONEDNN_PACK_WEIGHT is not None and weight.device.type == "cpu":
+        try:
+            cache.tensor = _ONEDNN_PACK_WEIGHT(weight.detach(), None)
+        except RuntimeError:  # no oneDNN bf16 reorder on this CPU: plain weights from now on
+            module.prepack = False
+    return cache.tensor
+
+
+def pack_weights(module: nn.Module) -> int:
+    """Pack now (not in the first call) the weights of every module under `module` whose
+    `prepack` is set; returns how many were packed."""
+    packed = 0
+    with torch.no_grad():
+        for sub in module.modules():
+            if getattr(sub, "prepack", False):
+                packed += packed_weight(sub, torch.empty(0, dtype=sub.weight.dtype)) is not None
+    return packed
 
 
 class Linear(nn.Linear):
     """`nn.Linear` (same parameters, state-dict names and reference arithmetic) computing through
     `_linear` like `ActivationAndLinear` (one GEMM for permuted inputs whatever requires_grad),
-    and through `fused_linear` with the fused kernels."""
+    and through `fused_linear` with the fused kernels (`prepack`: with a packed bf16 weight)."""
 
     fused: bool = False
+    prepack: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
-        return (fused_linear if self.fused else _linear)(x, self.weight, self.bias)
+        if self.fused:
+            return fused_linear(x, self.weight, self.bias, packed_weight(self, x))
+        return _linear(x, self.weight, self.bias)
 
 
 class ActivationAndLinear(nn.Module):
@@ -196,6 +262,7 @@ class ActivationAndLinear(nn.Module):
     """
 
     fused: bool = False
+    prepack: bool = False
 
     def __init__(self, in_channels: int, out_channels: int, activation: str, bias: bool = True) -> None:
         super().__init__()
@@ -211,7 +278,8 @@ class ActivationAndLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.fused and not torch.onnx.is_in_onnx_export():
             offset, _ = SWOOSH_OFFSETS[self.activation]
-            return fused_linear(_swoosh_fused_without_constant(x, offset), self.weight, self._folded_bias())
+            x = _swoosh_fused_without_constant(x, offset)
+            return fused_linear(x, self.weight, self._folded_bias(), packed_weight(self, x))
         x = swoosh_l(x) if self.activation == "SwooshL" else swoosh_r(x)
         x = regularizers_of(self).apply("dropout", x)
         return _linear(x, self.weight, self.bias)

@@ -431,7 +431,7 @@ class DownsampledZipformer2Encoder(nn.Module):
 KERNELS = ("reference", "fused")
 
 
-def set_kernels(module: nn.Module, kernels: str) -> None:
+def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
     """Choose the arithmetic of every Zipformer block under `module`.
 
     reference: the official operation order, bit-identical to k2-fsa/ZipVoice (parity path).
@@ -440,12 +440,17 @@ def set_kernels(module: nn.Module, kernels: str) -> None:
     GEMMs on oneDNN, `fused_linear`; the depthwise convolutions in channels-last memory,
     `depthwise_conv_over_time`): rounding differs at ~1e-7 per op (bounded in
     tests/test_precision.py).
+    prepack (fused only): bf16 Linear weights also kept in oneDNN's layout (`scaling.packed_weight`:
+    the same function, a second copy of those weights in memory), packed in their first call or
+    by `scaling.pack_weights`.
     """
     if kernels not in KERNELS:
         raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
     for sub in module.modules():
         if hasattr(type(sub), "fused"):
             sub.fused = kernels == "fused"
+        if hasattr(type(sub), "prepack"):
+            sub.prepack = prepack and kernels == "fused"
 
 
 def _per_stack(value: int | Sequence[int], num_stacks: int, what: str) -> tuple[int, ...]:
