@@ -244,7 +244,8 @@ def make_official(spec: dict, cache: Path, data: dict, size: str):
             start = time.perf_counter()
             vocoder((generated / 0.1).permute(0, 2, 1))
             stages.add("vocoder", time.perf_counter() - start)
-        return {"stages": stages.seconds, "frames": int(generated.shape[1])}
+        # decoder frames (prompt + generated), the number the other paths report
+        return {"stages": stages.seconds, "frames": int(prompt.shape[1] + generated.shape[1])}
 
     return synthesize
 
