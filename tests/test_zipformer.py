@@ -83,16 +83,6 @@ def test_linear_keeps_the_state_dict_names_and_switches_with_the_kernels():
     assert not layer.fused
 
 
-def _onednn_packs_bf16() -> bool:
-    """Whether this torch build and CPU have oneDNN's bf16 weight reorder (AVX-512 BW/VL/DQ or
-    AVX-NE-CONVERT); elsewhere prepacking stays off and the plain path runs."""
-    try:
-        scaling._ONEDNN_PACK_WEIGHT(torch.zeros(4, 4, dtype=torch.bfloat16), None)
-        return True
-    except (TypeError, RuntimeError):
-        return False
-
-
 def _fused_bf16_layers(prepack: bool) -> list[torch.nn.Module]:
     torch.manual_seed(4)
     layers = [Linear(16, 8).bfloat16(), ActivationAndLinear(16, 8, activation="SwooshL").bfloat16()]
@@ -101,7 +91,7 @@ def _fused_bf16_layers(prepack: bool) -> list[torch.nn.Module]:
     return layers
 
 
-@pytest.mark.skipif(not _onednn_packs_bf16(), reason="no oneDNN bf16 weight packing on this CPU")
+@pytest.mark.skipif(not scaling.bf16_weight_packing_available(), reason="no oneDNN bf16 weight packing on this CPU")
 def test_prepacked_bf16_weights_give_the_same_bits_and_follow_weight_changes():
     x = torch.randn(5, 2, 16, generator=torch.Generator().manual_seed(5)).bfloat16()
     plain_layers, packed_layers = _fused_bf16_layers(False), _fused_bf16_layers(True)
@@ -123,7 +113,7 @@ def test_prepacked_bf16_weights_give_the_same_bits_and_follow_weight_changes():
         assert torch.equal(clone(x), layer(x)) and packed_weight(clone, x) is not packed_weight(layer, x)
     assert packed_weight(layer, x) is None  # autograd on: torch's linear, gradients flow
     layer.weight.requires_grad_(True)
-    layer(x.float().bfloat16()).float().sum().backward()
+    layer(x).float().sum().backward()
     assert layer.weight.grad is not None
 
 

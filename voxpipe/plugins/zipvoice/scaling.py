@@ -10,6 +10,7 @@ training mode).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -155,6 +156,19 @@ _ONEDNN_LINEAR = _onednn_op("_linear_pointwise")
 _ONEDNN_PACK_WEIGHT = _onednn_op("_reorder_linear_weight")
 
 
+@functools.cache
+def bf16_weight_packing_available() -> bool:
+    """Whether oneDNN can pack bf16 weights on this CPU (torch's reorder needs AVX-512 BW/VL/DQ or
+    AVX-NE-CONVERT and raises elsewhere)."""
+    if _ONEDNN_LINEAR is None or _ONEDNN_PACK_WEIGHT is None:
+        return False
+    try:
+        _ONEDNN_PACK_WEIGHT(torch.zeros(8, 8, dtype=torch.bfloat16), None)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _plain_torch_call() -> bool:
     """True while autograd, ONNX export or tracing watch: they need torch's own `linear`."""
     return torch.is_grad_enabled() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
@@ -178,13 +192,13 @@ def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor 
 
 
 class _PackedWeight:
-    """One module's weight in oneDNN's blocked layout, and the (version, address) of the weight it
-    was made from. Deep copies and pickles start empty: oneDNN tensors have no storage
-    to copy, and the copy's own weight is packed on its first call."""
+    """One module's weight in oneDNN's blocked layout with the (version, address) of the weight it
+    was made from, as one entry (a reader never sees one without the other). Deep copies and
+    pickles start empty: oneDNN tensors have no storage to copy, and the copy's own weight is
+    packed on its first call."""
 
     def __init__(self) -> None:
-        self.key: tuple | None = None
-        self.tensor: Tensor | None = None
+        self.entry: tuple[tuple, Tensor | None] | None = None  # ((version, address), packed), swapped whole
 
     def __reduce__(self):
         return (_PackedWeight, ())
@@ -204,7 +218,7 @@ def packed_weight(module: nn.Module, x: Tensor) -> Tensor | None:
     when the weight changes (load_state_dict, `.to()`: its version counter or address says so).
     Not used under autograd, tracing or export (tensor subclasses such as fake tensors); weights
     made under `torch.inference_mode()` have no version counter and stay unpacked, as do CPUs or
-    oneDNN builds without this bf16 path (the first attempt's error switches it off).
+    oneDNN builds without this bf16 path (`bf16_weight_packing_available`).
     """
     # The common case first and cheap: this runs for every Linear of every decoder call.
     if not module.prepack or torch.is_grad_enabled() or type(x) is not Tensor or torch.jit.is_tracing():
@@ -214,17 +228,15 @@ def packed_weight(module: nn.Module, x: Tensor) -> Tensor | None:
         return None
     key = (weight._version, weight.data_ptr())
     cache = module.__dict__.get("_packed_weight")
-    if cache is not None and cache.key == key:
-        return cache.tensor
     if cache is None:
         cache = module._packed_weight = _PackedWeight()
-    cache.key, cache.tensor = key, None
-    if _ONEDNN_LINEAR is not None and _ONEDNN_PACK_WEIGHT is not None and weight.device.type == "cpu":
-        try:
-            cache.tensor = _ONEDNN_PACK_WEIGHT(weight.detach(), None)
-        except RuntimeError:  # no oneDNN bf16 reorder on this CPU: plain weights from now on
-            module.prepack = False
-    return cache.tensor
+    elif cache.entry is not None and cache.entry[0] == key:
+        return cache.entry[1]
+    packed = None
+    if weight.device.type == "cpu" and bf16_weight_packing_available():
+        packed = _ONEDNN_PACK_WEIGHT(weight.detach(), None)
+    cache.entry = (key, packed)
+    return packed
 
 
 def pack_weights(module: nn.Module) -> int:
