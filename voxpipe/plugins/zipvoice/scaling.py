@@ -191,6 +191,16 @@ def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor 
     return _linear(x, weight, bias)
 
 
+def _values_key(*tensors: Tensor | None) -> tuple | None:
+    """What identifies the values of `tensors` (None entries skipped): their version counters
+    (bumped by every in-place change, load_state_dict included) and addresses (`.to()`, a new
+    tensor); None for inference tensors, which have no version counter."""
+    present = [t for t in tensors if t is not None]
+    if any(t.is_inference() for t in present):
+        return None
+    return tuple((t._version, t.data_ptr()) for t in present)
+
+
 class _PackedWeight:
     """One module's weight in oneDNN's blocked layout with the (version, address) of the weight it
     was made from, as one entry (a reader never sees one without the other). Deep copies and
@@ -224,9 +234,11 @@ def packed_weight(module: nn.Module, x: Tensor) -> Tensor | None:
     if not module.prepack or torch.is_grad_enabled() or type(x) is not Tensor or torch.jit.is_tracing():
         return None
     weight = module.weight
-    if weight.dtype != torch.bfloat16 or x.dtype != weight.dtype or weight.is_inference():
+    if weight.dtype != torch.bfloat16 or x.dtype != weight.dtype:
         return None
-    key = (weight._version, weight.data_ptr())
+    key = _values_key(weight)
+    if key is None:
+        return None
     cache = module.__dict__.get("_packed_weight")
     if cache is None:
         cache = module._packed_weight = _PackedWeight()
@@ -302,9 +314,7 @@ class ActivationAndLinear(nn.Module):
         Weights created under `torch.inference_mode()` have no version counter (and can still be
         changed in place there, e.g. by load_state_dict), so for them it is recomputed every call.
         """
-        params = [self.weight] + ([] if self.bias is None else [self.bias])
-        key = None if any(p.is_inference() for p in params) else (
-            *(p._version for p in params), self.weight.data_ptr())
+        key = _values_key(self.weight, self.bias)
         if key is None or getattr(self, "_folded_key", None) != key:
             _, constant = SWOOSH_OFFSETS[self.activation]
             with torch.no_grad():
