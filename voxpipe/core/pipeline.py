@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from voxpipe.core.allocator import retain_freed_memory
 from voxpipe.core.audio import Audio
 from voxpipe.core.compatibility import raise_problems, vocabulary_problems
 from voxpipe.core.config import FAMILY_KIND, PipelineConfig, build_config
@@ -76,6 +77,8 @@ class Pipeline:
             settings = PipelineSettings.model_validate(dict(settings))
         self.settings = settings
         self.config = config
+        if settings.retain_freed_memory_mb:
+            retain_freed_memory(settings.retain_freed_memory_mb << 20)
         raise_problems(vocabulary_problems(tokenizer, synthesizer))
 
     # ---- construction --------------------------------------------------------------------

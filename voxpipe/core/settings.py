@@ -24,3 +24,8 @@ class PipelineSettings(Params):
                                     description="resample the output to this rate (soxr); None = the family's rate")
     max_text_chars: int = Field(100_000, ge=1, description="longest text one call accepts (characters)")
     weights_dir: str | None = Field(None, description="local copy of the official layouts (hf:// mapped under it)")
+    retain_freed_memory_mb: int = Field(
+        256, ge=0, le=2047,
+        description="glibc: blocks below this many MB come from the heap, and up to this much freed memory is kept "
+                    "for the next call instead of being unmapped (fewer page faults, voxpipe/core/allocator.py); "
+                    "process-wide; 0 = leave malloc as it is")
