@@ -325,10 +325,13 @@ def make_official_onnx(spec: dict, cache: Path, data: dict, threads: int, size: 
 def make_voxpipe(path: str, spec: dict, cache: Path, data: dict, threads: int, size: str):
     import torch
 
+    from voxpipe.core.allocator import retain_freed_memory
     from voxpipe.registry import get_registry
 
+    retain_freed_memory(retain_freed_memory_mb() << 20)  # what building a Pipeline does
     registry = get_registry()
     config = bench.CONFIGS[spec["config"]]
+    vocoder_kernels = "fused"  # what --precision auto/bf16/int8 give the vocoder
     if path.startswith("onnx"):
         precision = path.split("-")[1]
         info = registry.get("acoustic_model", f"{config['variant']}-onnx")
@@ -340,8 +343,9 @@ def make_voxpipe(path: str, spec: dict, cache: Path, data: dict, threads: int, s
         dtype, kernels = TORCH_PATHS[path]
         model = info.cls.create(weights=str(model_dir(spec, cache, size)), dtype=dtype, kernels=kernels)
         guidance_name = config["guidance"][0]
+        vocoder_kernels = kernels
     vocoder = registry.get("vocoder", config["vocoder"]).cls.create(
-        weights=str(bench.prepare_vocoder(config["vocoder"], cache)))
+        weights=str(bench.prepare_vocoder(config["vocoder"], cache)), kernels=vocoder_kernels)
     guidance = registry.get("guidance", guidance_name).cls.create(scale=spec["scale"])
     solver = registry.get("solver", "euler").cls.create(num_steps=spec["steps"], t_shift=spec["t_shift"])
     prompt = data["prompt_features"].unsqueeze(0)
@@ -373,6 +377,8 @@ def worker(args) -> int:
     data = torch.load(args.inputs)
     if args.worker in OFFICIAL_PATHS:
         sys.path.insert(0, str(Path(args.official).resolve()))
+        if args.official_allocator_mb:
+            official_retain_freed_memory(args.official_allocator_mb)
     if args.worker == "official":
         synthesize = make_official(spec, cache, data, args.model)
     elif args.worker == "official-onnx":
@@ -394,6 +400,19 @@ def worker(args) -> int:
     return 0
 
 
+def official_retain_freed_memory(limit_mb: int) -> None:
+    """Give an official worker the allocator setting of voxpipe's pipelines (glibc keeps freed
+    memory: `settings.retain_freed_memory_mb`). The reference environment does not import voxpipe,
+    so voxpipe/core/allocator.py (standard library only) is loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("voxpipe_allocator", HERE.parent / "voxpipe" / "core" / "allocator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.retain_freed_memory(limit_mb << 20):
+        raise SystemExit("--official-allocator retain: this C library is not glibc")
+
+
 # ---- driver -----------------------------------------------------------------------------------
 class Worker:
     def __init__(self, path: str, python: str, args, inputs: Path) -> None:
@@ -406,6 +425,8 @@ class Worker:
             command.append("--count-flops")
         if args.official:
             command += ["--official", args.official]
+        if path in OFFICIAL_PATHS and args.official_allocator == "retain":
+            command += ["--official-allocator-mb", str(retain_freed_memory_mb())]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.error: str | None = None
         self.ready: dict = {}
@@ -429,6 +450,12 @@ class Worker:
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
+
+
+def retain_freed_memory_mb() -> int:
+    from voxpipe.core.settings import PipelineSettings
+
+    return PipelineSettings().retain_freed_memory_mb
 
 
 def default_paths() -> tuple[str, ...]:
@@ -556,11 +583,16 @@ def driver(args) -> int:
                 w.close()
         gflop = next((w.ready["gflop"] for w in workers if "gflop" in w.ready), None)
         lines = summarize(scenario, rounds, errors, gflop, rates)
+        lines.append(f"malloc: voxpipe paths keep freed memory as their pipelines do (settings.retain_freed_memory_mb="
+                     f"{retain_freed_memory_mb()}); official paths: "
+                     + ("the same (--official-allocator retain)" if args.official_allocator == "retain"
+                        else "glibc's defaults, as their code leaves it"))
         if args.model != "full":
             lines.append(f"model {args.model!r}: a functional check, not a measurement")
         print("\n".join(lines), flush=True)
         output += lines
-        results["scenarios"][scenario] = {"rounds": rounds, "errors": errors, "gflop": gflop}
+        results["scenarios"][scenario] = {"rounds": rounds, "errors": errors, "gflop": gflop,
+                                          "official_allocator": args.official_allocator}
     gemm_after = bench.matmul_gflops()
     results["gemm_gflops_after"] = gemm_after
     tail = (f"fp32 GEMM rate before/after: {gemm_before:.0f} / {gemm_after:.0f} GFLOP/s; "
@@ -588,6 +620,10 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=("full", "small"), default="full",
                         help="full: official widths (the measurement); small: the test fixture's tiny model, "
                              "a quick check that every path runs (timings meaningless)")
+    parser.add_argument("--official-allocator", choices=("default", "retain"), default="default",
+                        help="default: the official paths run with malloc as their code leaves it; retain: with the "
+                             "setting voxpipe's pipelines apply (settings.retain_freed_memory_mb), to separate its gain")
+    parser.add_argument("--official-allocator-mb", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scenario", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", default=None, help=argparse.SUPPRESS)

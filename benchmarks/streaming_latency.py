@@ -99,7 +99,8 @@ def build_full_luxtts(dtype: str, kernels: str):
     config = tiny_pipeline_config(
         acoustic_model={"type": "zipvoice-distill", "weights": str(model.parent / "model-emilia"),
                         "dtype": dtype, "kernels": kernels},
-        vocoder={"type": "vocos-48k", "weights": str(bench.prepare_vocoder("vocos-48k", cache)), "freq_range": 12000},
+        vocoder={"type": "vocos-48k", "weights": str(bench.prepare_vocoder("vocos-48k", cache)), "freq_range": 12000,
+                 "kernels": kernels},
         **family,
     )
     config["settings"] = {"trim_silence": False}

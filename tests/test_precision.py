@@ -265,8 +265,9 @@ def test_resolve_turns_a_choice_into_validated_overrides():
     config = build_config(tiny_pipeline_config())
     overrides, label = resolve(config, "auto", None, AVX2)
     assert overrides == ["synthesizer.acoustic_model.dtype=float32",
-                         f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
-    assert "fp32" in label and AUTO_KERNELS in label
+                         f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}",
+                         f"synthesizer.vocoder.kernels={AUTO_KERNELS}"]
+    assert "fp32" in label and AUTO_KERNELS in label and "vocoder vocos-24k" in label
     rebuilt = build_config(tiny_pipeline_config(), overrides)
     assert rebuilt.components["synthesizer"].children["acoustic_model"].params.kernels == AUTO_KERNELS
     fused = build_config(tiny_pipeline_config(), ["synthesizer.acoustic_model.kernels=fused"])
@@ -274,17 +275,20 @@ def test_resolve_turns_a_choice_into_validated_overrides():
     overrides, _ = resolve(config, "bf16", None, BF16)
     assert "synthesizer.acoustic_model.dtype=bfloat16" in overrides
     assert f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}" in overrides  # bf16: no parity to keep
+    assert f"synthesizer.vocoder.kernels={AUTO_KERNELS}" in overrides
     overrides, _ = resolve(config, "fp32", None, BF16)
-    assert overrides == ["synthesizer.acoustic_model.dtype=float32", "synthesizer.acoustic_model.kernels=reference"]
+    assert overrides == ["synthesizer.acoustic_model.dtype=float32", "synthesizer.acoustic_model.kernels=reference",
+                         "synthesizer.vocoder.kernels=reference"]  # the parity path, vocoder included
     assert resolve(config, None, None, AVX2)[0] == []  # no flag: the config as written
 
 
 def test_commands_default_to_auto_unless_the_config_sets_the_arithmetic():
     config = build_config(tiny_pipeline_config())
+    vocoder = f"synthesizer.vocoder.kernels={AUTO_KERNELS}"
     assert default_overrides(config, BF16)[0] == ["synthesizer.acoustic_model.dtype=bfloat16",
-                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder]
     assert default_overrides(config, AVX2)[0] == ["synthesizer.acoustic_model.dtype=float32",
-                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}"]
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder]
     for pinned in ("synthesizer.acoustic_model.kernels=reference", "synthesizer.acoustic_model.dtype=float32"):
         overrides, label = default_overrides(build_config(tiny_pipeline_config(), [pinned]), BF16)
         assert (overrides, label) == ([], "zipvoice-distill: as configured (torch)")
@@ -331,9 +335,11 @@ def test_pipeline_from_config_takes_a_precision_like_the_commands(monkeypatch):
         pipeline = Pipeline.from_config(tiny_pipeline_config(), overrides, precision="auto")
         acoustic = pipeline.synthesizer.acoustic_model
         assert (acoustic.dtype, acoustic.kernels) == (torch.bfloat16, AUTO_KERNELS)
+        assert pipeline.synthesizer.vocoder.kernels == AUTO_KERNELS
         assert pipeline.config.components["synthesizer"].children["solver"].params.num_steps == 2
-    parity = Pipeline.from_config(tiny_pipeline_config(), precision="fp32").synthesizer.acoustic_model
-    assert (parity.dtype, parity.kernels) == (torch.float32, "reference")
+    parity = Pipeline.from_config(tiny_pipeline_config(), precision="fp32").synthesizer
+    assert (parity.acoustic_model.dtype, parity.acoustic_model.kernels, parity.vocoder.kernels) == (
+        torch.float32, "reference", "reference")
     with pytest.raises(ConfigError, match="voxpipe export onnx"):
         Pipeline.from_config(tiny_pipeline_config(), backend="onnx")
     with pytest.raises(ConfigError, match="PipelineConfig"):

@@ -86,7 +86,7 @@ def test_registered_and_buildable_from_params(fresh_registry):
     vocoder = info.cls.from_params(info.params_model(weights=str(FIXTURES / "luxtts_vocoder"), output="24k-smooth"))
     assert vocoder.describe() == {
         "sample_rate": 48000, "feature_sample_rate": 24000, "hop_length": 256, "feature_dim": 100,
-        "freq_range": 12000.0, "output": "24k-smooth",
+        "freq_range": 12000.0, "output": "24k-smooth", "kernels": "reference",
     }
     assert fresh_registry.get("vocoder", "vocos-24k").cls is Vocos24k
     assert fresh_registry.get("vocoder", "griffin-lim").cls is GriffinLim
@@ -443,3 +443,34 @@ def test_match_prompt_loudness():
     torch.testing.assert_close(match_prompt_loudness(wave, 0.2, 0.1, clamp=False), wave)
     per_item = match_prompt_loudness(torch.ones(2, 3) * 0.5, torch.tensor([0.05, 0.5]), 0.1)
     torch.testing.assert_close(per_item, torch.tensor([[0.25] * 3, [0.5] * 3]))
+
+
+@pytest.mark.parametrize("cls, weights", [(Vocos24k, VOCOS_24K), (LuxVocos48k, LUX_VOCODER)])
+def test_fused_kernels_run_the_linear_layers_on_onednn_with_the_same_function(monkeypatch, mel_features, cls, weights):
+    """`kernels: fused` (what --precision auto/bf16 choose): float32 Linear layers on oneDNN's GEMM
+    (2x MKL's on a Zen 5, docs/performance.md), rounding differently at ~1e-6 relative."""
+    from voxpipe.core import onednn
+
+    if onednn.LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    reference = cls(weights=str(weights), chunk_frames=None)
+    fused = cls(weights=str(weights), chunk_frames=None, kernels="fused")
+    assert (reference.describe()["kernels"], fused.describe()["kernels"]) == ("reference", "fused")
+    assert list(fused.model.state_dict()) == list(reference.model.state_dict())
+    calls = []
+    real = onednn.LINEAR
+    monkeypatch.setattr(onednn, "LINEAR", lambda *args: calls.append(tuple(args[1].shape)) or real(*args))
+    with torch.inference_mode():
+        expected, got = reference.decode(mel_features), fused.decode(mel_features)
+    linears = [m for m in fused.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and sorted(calls) == sorted(tuple(m.weight.shape) for m in linears)  # every Linear, once
+    relative = float((got - expected).norm() / expected.norm())
+    assert relative <= 1e-5, f"fused vocoder deviates {relative:.2e} (relative L2) from the reference kernels"
+
+
+def test_unknown_vocoder_kernels_is_a_config_error():
+    from voxpipe.core.config import build_config
+    from voxpipe.testing.fixtures import tiny_pipeline_config
+
+    with pytest.raises(ConfigError, match="kernels"):
+        build_config(tiny_pipeline_config(), ["synthesizer.vocoder.kernels=turbo"])

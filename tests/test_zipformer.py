@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from voxpipe.core import onednn
 from voxpipe.plugins.zipvoice import scaling
 from voxpipe.plugins.zipvoice.scaling import (
     ActivationAndLinear,
@@ -58,10 +59,10 @@ def test_depthwise_conv_over_time_is_the_conv_in_channels_last_memory(batch, dty
 
 def test_fused_linear_runs_float32_inference_on_onednn_and_keeps_autograd(monkeypatch):
     calls = []
-    real = scaling._ONEDNN_LINEAR
+    real = onednn.LINEAR
     if real is None:
         pytest.skip("this torch build has no oneDNN linear")
-    monkeypatch.setattr(scaling, "_ONEDNN_LINEAR", lambda *args: calls.append(args[0].dtype) or real(*args))
+    monkeypatch.setattr(onednn, "LINEAR", lambda *args: calls.append(args[0].dtype) or real(*args))
     generator = torch.Generator().manual_seed(3)
     x, weight, bias = (torch.randn(*shape, generator=generator) for shape in ((5, 2, 8), (4, 8), (4,)))
     with torch.no_grad():

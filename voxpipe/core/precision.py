@@ -8,6 +8,9 @@ declare — no plugin is imported here:
   precision: Literal["fp32", "int8"]           onnxruntime models: fp32 / int8 graphs
   kernels: Literal["reference", "fused"]       torch Zipformer: the fused fast path
 
+and, where the family's vocoder declares it too, the vocoder's `kernels` (fused: its float32
+Linear layers on oneDNN; reference with an explicit fp32, fused otherwise).
+
 fp32 is the parity path (reference kernels, bit-identical to the official code). auto is the
 fastest path that meets the quality bound on the CPU at hand: bf16 only where the CPU has native
 bf16 (AVX-512 BF16 / AMX; emulated bf16 was 10x slower than fp32 on an AVX2 Zen 2), otherwise
@@ -31,6 +34,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BACKENDS = ("torch", "onnx")
 _DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
 ACOUSTIC_KEY = "synthesizer.acoustic_model"
+VOCODER_KEY = "synthesizer.vocoder"
 # Kernels `auto` and `bf16` ask for where a model has a choice (an explicit fp32 keeps the bit-exact
 # reference). Side by side on full-size LuxTTS (docs/performance.md) the fused kernels were never
 # slower: 1.01x on an AVX2 Zen 1, 1.12x (fp32) and 1.09x (bf16) on an AVX-512 BF16 Zen 4; their
@@ -130,10 +134,16 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
     if has_fused_kernels(cls):
         kernels = AUTO_KERNELS if chosen == "bf16" or precision == "auto" else "reference"
     values = precision_overrides(cls, chosen, kernels)
+    overrides = [f"{ACOUSTIC_KEY}.{key}={value}" for key, value in values.items()]
     label = f"{name}: {chosen} on {current}" + (f", {kernels} kernels" if kernels else "")
     if precision == "auto":
         label += f" (auto on {cpu.vector_level}{', native bf16' if cpu.has_bf16 else ''})"
-    return [f"{ACOUSTIC_KEY}.{key}={value}" for key, value in values.items()], label
+    vocoder = family.children.get("vocoder")
+    if vocoder is not None and has_fused_kernels(vocoder.info.cls):
+        vocoder_kernels = "reference" if precision == "fp32" else AUTO_KERNELS
+        overrides.append(f"{VOCODER_KEY}.kernels={vocoder_kernels}")
+        label += f"; vocoder {vocoder.info.name}: {vocoder_kernels} kernels"
+    return overrides, label
 
 
 def default_overrides(config, cpu: CpuInfo | None = None) -> tuple[list[str], str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from voxpipe.plugins.vocos.checkpoint import (
 )
 from voxpipe.plugins.vocos.chunking import decode_in_chunks
 from voxpipe.plugins.vocos.config import parse_sections
+from voxpipe.plugins.vocos.modules import set_kernels
 
 
 def torch_device(device: str) -> torch.device:
@@ -43,6 +44,11 @@ class CheckpointVocoderParams(Params):
         DEFAULT_CHUNK_FRAMES, ge=16,
         description="decode longer inputs in chunks of this many frames; None = one pass (docs/vocoders.md)",
     )
+    kernels: Literal["reference", "fused"] = Field(
+        "reference",
+        description="reference: torch's kernels (parity with the official vocoder); fused: float32 Linear layers "
+                    "on oneDNN's GEMM (faster on AVX-512 CPUs, rounding ~1e-6; --precision auto/bf16 choose it)",
+    )
 
 
 class CheckpointVocoder(Vocoder):
@@ -61,8 +67,9 @@ class CheckpointVocoder(Vocoder):
     files: CheckpointFiles
     chunk_frames: int | None
 
-    def _load(self, weights: str, device: str) -> dict[str, Any]:
-        """Resolve, parse config, build the module, load weights strictly; returns the specs."""
+    def _load(self, weights: str, device: str, kernels: str = "reference") -> dict[str, Any]:
+        """Resolve, parse config, build the module, load weights strictly, choose its kernels;
+        returns the specs."""
         target = torch_device(device)
         location = resolve_path(weights, what=f"{self.name} weights")  # local path, or hf:// resolved
         self.files = find_files(Path(location), self.CHECKPOINT_NAMES, self.SUBDIRS, what=f"{self.name} weights")
@@ -70,6 +77,8 @@ class CheckpointVocoder(Vocoder):
         model = self._build(specs)
         state_dict = fold_weight_norm(read_state_dict(self.files.checkpoint), self.files.checkpoint)
         load_strict(model, state_dict, self.files)
+        set_kernels(model, kernels)
+        self.kernels = kernels
         try:
             self.model = model.eval().to(target)
         except (RuntimeError, AssertionError) as error:  # e.g. CUDA requested but unavailable
@@ -80,6 +89,9 @@ class CheckpointVocoder(Vocoder):
     def _build(self, specs: dict[str, Any]) -> nn.Module:
         """Check the specs agree with each other, set rate attributes they imply, build the module."""
         raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {**super().describe(), "kernels": self.kernels}
 
     # ---- decoding ----------------------------------------------------------------------------
     @property

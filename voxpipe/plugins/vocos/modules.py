@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from voxpipe.core import onednn
 from voxpipe.plugins.vocos.config import BackboneSpec, HeadSpec, MelSpec
 
 MAX_MAGNITUDE = 1e2  # Vocos clips exp(log-magnitude) here to avoid overflow
@@ -32,6 +33,31 @@ class MelFeatureBuffers(nn.Module):
         self.mel_spec.mel_scale.register_buffer("fb", torch.zeros(spec.n_fft // 2 + 1, spec.n_mels))
 
 
+class Linear(nn.Linear):
+    """`nn.Linear` (same parameters and state-dict names) that runs float32 inference on oneDNN's
+    GEMM when `fused` is set (`kernels: fused`; voxpipe/core/onednn.py): the same function, rounded
+    differently from torch's MKL call at ~1e-6 relative."""
+
+    fused: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return onednn.linear(x, self.weight, self.bias)
+        return super().forward(x)
+
+
+KERNELS = ("reference", "fused")
+
+
+def set_kernels(module: nn.Module, kernels: str) -> None:
+    """reference: torch's own kernels (the parity path); fused: the Linear layers on oneDNN."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
+    for sub in module.modules():
+        if isinstance(sub, Linear):
+            sub.fused = kernels == "fused"
+
+
 class ConvNeXtBlock(nn.Module):
     """Depthwise conv (k=7) -> LayerNorm -> Linear -> GELU -> Linear -> layer scale, residual."""
 
@@ -39,9 +65,9 @@ class ConvNeXtBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.pwconv1 = Linear(dim, intermediate_dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        self.pwconv2 = Linear(intermediate_dim, dim)
         self.gamma = nn.Parameter(torch.ones(dim)) if layer_scale else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +149,7 @@ class ISTFTHead(nn.Module):
 
     def __init__(self, spec: HeadSpec):
         super().__init__()
-        self.out = nn.Linear(spec.dim, spec.n_fft + 2)
+        self.out = Linear(spec.dim, spec.n_fft + 2)
         self.istft = ISTFT(spec.n_fft, spec.hop_length, spec.padding)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

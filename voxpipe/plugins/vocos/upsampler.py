@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from voxpipe.plugins.vocos.config import GROUP_NORM_GROUPS, BackboneSpec, HeadSpec, MelSpec, UpsamplerSpec
-from voxpipe.plugins.vocos.modules import ISTFTHead, VocosModel
+from voxpipe.plugins.vocos.modules import ISTFTHead, Linear, VocosModel
 
 GROUP_NORM_EPS = 1e-6
 SNAKE_EPS = 1e-9
@@ -110,7 +110,7 @@ class UpSamplerBlock(nn.Module):
             )
             self.resnet_blocks.append(ResnetBlock(c_out))
         width = spec.in_channels >> len(spec.upsample_factors)
-        self.out_proj = nn.Linear(width, spec.in_channels)
+        self.out_proj = Linear(width, spec.in_channels)
         self.final_snake = Snake1d(spec.in_channels)
 
     @property

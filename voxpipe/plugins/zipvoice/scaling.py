@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from voxpipe.core import onednn
+
 SWOOSH_SLOPE = 0.08
 EXP_FINITE_BELOW = 88.0  # float32 exp(a) is finite for a <= 88.72 (FLT_MAX = e^88.72)
 
@@ -141,26 +143,14 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out if bias is None else out.add_(bias)
 
 
-def _onednn_op(name: str):
-    """A torch oneDNN operator (`torch.ops.mkldnn.<name>`, what inductor runs), or None in a torch
-    build without oneDNN or without that operator."""
-    if not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        return getattr(torch.ops.mkldnn, name)
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_LINEAR = _onednn_op("_linear_pointwise")
-_ONEDNN_PACK_WEIGHT = _onednn_op("_reorder_linear_weight")
+_ONEDNN_PACK_WEIGHT = onednn.onednn_op("_reorder_linear_weight")
 
 
 @functools.cache
 def bf16_weight_packing_available() -> bool:
     """Whether oneDNN can pack bf16 weights on this CPU (torch's reorder needs AVX-512 BW/VL/DQ or
     AVX-NE-CONVERT and raises elsewhere)."""
-    if _ONEDNN_LINEAR is None or _ONEDNN_PACK_WEIGHT is None:
+    if onednn.LINEAR is None or _ONEDNN_PACK_WEIGHT is None:
         return False
     try:
         _ONEDNN_PACK_WEIGHT(torch.zeros(8, 8, dtype=torch.bfloat16), None)
@@ -169,25 +159,19 @@ def bf16_weight_packing_available() -> bool:
     return True
 
 
-def _plain_torch_call() -> bool:
-    """True while autograd, ONNX export or tracing watch: they need torch's own `linear`."""
-    return torch.is_grad_enabled() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-
-
 def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None, packed: Tensor | None = None) -> Tensor:
     """x @ W^T + b for the fused kernels: x (..., in), weight (out, in), bias (out,) -> (..., out).
 
     float32 on the CPU runs on oneDNN's GEMM instead of MKL's (torch's default, and what the
-    reference kernels keep for their bits): a full-size fp32 decoder call 0.93 -> 0.79 s on an
-    AVX-512 Zen 4, unchanged with AVX2 only (docs/performance.md). Rounding differs at ~1e-6
-    relative. `packed`, the weight already in oneDNN's layout (`packed_weight`), runs on that
-    kernel too. Everything else (bf16, which torch already sends to oneDNN; autograd, which that
-    kernel lacks; export and tracing) goes through `_linear`.
+    reference kernels keep for their bits; voxpipe/core/onednn.py). `packed`, the weight already
+    in oneDNN's layout (`packed_weight`), runs on that kernel too. Everything else (bf16, which
+    torch already sends to oneDNN; autograd, which that kernel lacks; export and tracing) goes
+    through `_linear`.
     """
     if packed is not None:
-        return _ONEDNN_LINEAR(x, packed, bias, "none", [], "")
-    if _ONEDNN_LINEAR is not None and x.dtype == torch.float32 and x.device.type == "cpu" and not _plain_torch_call():
-        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+        return onednn.LINEAR(x, packed, bias, "none", [], "")
+    if onednn.runs_fp32_linear(x):
+        return onednn.LINEAR(x, weight, bias, "none", [], "")
     return _linear(x, weight, bias)
 
 

@@ -1,0 +1,46 @@
+"""oneDNN's CPU GEMM for the float32 Linear layers of the fused (fast) kernels of any family.
+
+torch sends a float32 `linear` to MKL, whose code on AMD CPUs does not use AVX-512; oneDNN's
+does. Measured (docs/performance.md): a full-size fp32 LuxTTS decoder call 0.93 -> 0.79 s on a
+Zen 4 (AVX-512 in two 256-bit halves), the 48 kHz vocoder's Linear layers about 2x on a Zen 5
+(full-width AVX-512), unchanged with AVX2 only. The rounding differs from MKL's at ~1e-6
+relative, so the reference (parity) kernels keep torch's own `linear`. bf16 needs nothing of
+this: torch already sends it to oneDNN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def onednn_op(name: str):
+    """A torch oneDNN operator (`torch.ops.mkldnn.<name>`, what inductor runs), or None in a torch
+    build without oneDNN or without that operator."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return getattr(torch.ops.mkldnn, name)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+LINEAR = onednn_op("_linear_pointwise")  # (x, weight plain or packed, bias, "none", [], "")
+
+
+def plain_torch_call() -> bool:
+    """True while autograd, ONNX export or tracing watch: they need torch's own `linear`."""
+    return torch.is_grad_enabled() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
+def runs_fp32_linear(x: Tensor) -> bool:
+    """Whether `linear(x, ...)` would run on oneDNN: float32 CPU inference with a oneDNN torch."""
+    return LINEAR is not None and x.dtype == torch.float32 and x.device.type == "cpu" and not plain_torch_call()
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x (..., in) @ weight (out, in)^T + bias (out,) -> (..., out): on oneDNN where
+    `runs_fp32_linear(x)`, else torch's `linear`."""
+    if runs_fp32_linear(x):
+        return LINEAR(x, weight, bias, "none", [], "")
+    return torch.nn.functional.linear(x, weight, bias)
