@@ -11,6 +11,8 @@ int8 rate without VNNI is bounded by the AVX2 pmaddubsw path). floor = work / ra
 
 from __future__ import annotations
 
+import math
+
 import time
 import warnings
 
@@ -58,11 +60,22 @@ def gemm_rates(rows: int, repeats: int = 10) -> dict[str, float]:
     return rates
 
 
+def _onednn_linear_flops(x_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
+    """oneDNN's linear (the fused kernels' GEMMs): 2 * outputs * inputs per output."""
+    return 2 * math.prod(out_shape) * x_shape[-1]
+
+
 def synthesis_gflops(synthesize) -> float:
-    """GFLOP of matrix multiplies and convolutions in one call of `synthesize()` (torch code only)."""
+    """GFLOP of matrix multiplies and convolutions in one call of `synthesize()` (torch code only),
+    oneDNN's linear included (torch's counter knows only aten's matrix operators, so a fused-kernel
+    path would otherwise count ~6 % of its work)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
+    custom = {}
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        custom[torch.ops.mkldnn._linear_pointwise] = _onednn_linear_flops  # keyed by packet
+    counter = FlopCounterMode(display=False, custom_mapping=custom)
     with counter:
         synthesize()
     return counter.get_total_flops() / 1e9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -23,6 +24,20 @@ def test_counted_work_is_the_matrix_multiplies_and_convolutions():
 
     expected = 2 * 8 * 16 * 4 + 2 * 5 * 3 * 7 * (20 - 7 + 1)
     assert round(roofline.synthesis_gflops(synthesize) * 1e9) == expected
+
+
+def test_onednn_linear_of_the_fused_kernels_is_counted():
+    from voxpipe.core import onednn
+
+    x, weight, bias = torch.randn(2, 8, 16), torch.randn(4, 16), torch.randn(4)
+
+    def synthesize():
+        with torch.no_grad():
+            onednn.linear(x, weight, bias)
+
+    if onednn.LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    assert round(roofline.synthesis_gflops(synthesize) * 1e9) == 2 * 2 * 8 * 16 * 4
 
 
 def test_floors_and_report():

@@ -26,6 +26,12 @@ def test_parse_cpuinfo_reads_the_first_processor():
     assert {"avx2", "fma", "sha_ni"} <= flags and "avx512f" not in flags
 
 
+def test_a_model_name_without_a_number_gets_family_and_model():
+    zen5 = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512_bf16\n"
+    assert parse_cpuinfo(zen5)[0] == "AMD EPYC (family 26 model 2)"
+    assert parse_cpuinfo(ZEN2.replace("model name", "cpu family\t: 23\nmodel name"))[0] == "AMD EPYC 7B12"
+
+
 def test_avx2_cpu_has_no_bf16_or_int8_dot_products():
     cpu = CpuInfo(*parse_cpuinfo(ZEN2)[:1], cores=2, flags=parse_cpuinfo(ZEN2)[1])
     assert (cpu.vector_level, cpu.has_bf16, cpu.has_int8_dot) == ("avx2", False, False)

@@ -60,17 +60,25 @@ class CpuInfo:
 
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
-    """(model name, flags) of the first processor block of a /proc/cpuinfo text."""
-    model, flags = "", frozenset()
+    """(model name, flags) of the first processor block of a /proc/cpuinfo text. A model name
+    without a model number (a VM's "AMD EPYC") gets the block's family and model numbers, which
+    tell the CPU generations apart (family 25 model 17: Zen 4; family 26: Zen 5)."""
+    model, flags, numbers = "", frozenset(), {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
+        if not key:
+            if model and flags:
+                break  # end of the first processor block
+            continue
         if key == "model name" and not model:
             model = value.strip()
         elif key == "flags" and not flags:
             flags = frozenset(value.split())
-        if model and flags:
-            break
+        elif key in ("cpu family", "model") and key not in numbers:
+            numbers[key] = value.strip()
+    if model and not any(c.isdigit() for c in model) and len(numbers) == 2:
+        model = f"{model} (family {numbers['cpu family']} model {numbers['model']})"
     return model, flags
 
 

@@ -1,9 +1,10 @@
 """oneDNN's CPU GEMM for the float32 Linear layers of the fused (fast) kernels of any family.
 
-torch sends a float32 `linear` to MKL, whose code on AMD CPUs does not use AVX-512; oneDNN's
-does. Measured (docs/performance.md): a full-size fp32 LuxTTS decoder call 0.93 -> 0.79 s on a
-Zen 4 (AVX-512 in two 256-bit halves), the 48 kHz vocoder's Linear layers about 2x on a Zen 5
-(full-width AVX-512), unchanged with AVX2 only. The rounding differs from MKL's at ~1e-6
+torch sends a float32 `linear` to MKL, which on the project's AMD CPUs runs at about half of
+oneDNN's rate where AVX-512 is there (MKL does not pick its AVX-512 code on them; oneDNN does).
+Measured (docs/performance.md): a full-size fp32 LuxTTS decoder call 0.93 -> 0.79 s on a Zen 4
+(AVX-512 in two 256-bit halves); on a Zen 5 (full-width AVX-512) the vocoder's (657 x 512) @
+(512 x 1536) 107 -> 211 GFLOP/s and the 48 kHz vocoder stage 0.162 -> 0.107 s; level with AVX2 only. The rounding differs from MKL's at ~1e-6
 relative, so the reference (parity) kernels keep torch's own `linear`. bf16 needs nothing of
 this: torch already sends it to oneDNN.
 """
