@@ -30,7 +30,7 @@ class Vocos24k(CheckpointVocoder):
     CHECKPOINT_NAMES = ("pytorch_model.bin", "model.safetensors")
 
     def __init__(self, weights: str, device: str,
-                 chunk_frames: int | None, kernels: str = "reference"):
+                 chunk_frames: int | None, kernels: str):
         self.chunk_frames = chunk_frames
         specs = self._load(weights, device, kernels)
         mel, backbone, head = specs["feature_extractor"], specs["backbone"], specs["head"]

@@ -50,7 +50,7 @@ class LuxVocos48k(CheckpointVocoder):
     SUBDIRS = ("", "vocoder")  # the vocoder directory itself, or a LuxTTS / LinaCodec model directory
 
     def __init__(self, weights: str, device: str, freq_range: float,
-                 output: Literal["48k", "24k-smooth"], chunk_frames: int | None, kernels: str = "reference"):
+                 output: Literal["48k", "24k-smooth"], chunk_frames: int | None, kernels: str):
         self.freq_range = float(freq_range)
         self.output = output
         self.chunk_frames = chunk_frames
