@@ -37,7 +37,8 @@ ACOUSTIC_KEY = "synthesizer.acoustic_model"
 VOCODER_KEY = "synthesizer.vocoder"
 # Kernels `auto` and `bf16` ask for where a model has a choice (an explicit fp32 keeps the bit-exact
 # reference). Side by side on full-size LuxTTS (docs/performance.md) the fused kernels were never
-# slower: 1.01x on an AVX2 Zen 1, 1.12x (fp32) and 1.09x (bf16) on an AVX-512 BF16 Zen 4; their
+# slower: 1.01x on an AVX2 Zen 1, 1.12x (fp32) and 1.09x (bf16) on an AVX-512 BF16 Zen 4, 1.75-1.81x
+# (fp32) and 1.21-1.65x (bf16) on a Zen 5 (whole synthesis, vocoder included); their
 # deviation from the reference is bounded in tests/test_precision.py.
 AUTO_KERNELS = "fused"
 # The acoustic-model settings a precision choice writes; a config that sets any of them is taken as
