@@ -12,6 +12,7 @@ from pydantic import Field
 
 from voxpipe.core.component import Params
 from voxpipe.core.errors import ConfigError
+from voxpipe.core.kernels import set_fused
 from voxpipe.core.vocoder import Vocoder
 from voxpipe.core.weights import resolve_path
 from voxpipe.plugins.vocos.checkpoint import (
@@ -23,7 +24,6 @@ from voxpipe.plugins.vocos.checkpoint import (
 )
 from voxpipe.plugins.vocos.chunking import decode_in_chunks
 from voxpipe.plugins.vocos.config import parse_sections
-from voxpipe.plugins.vocos.modules import set_kernels
 
 
 def torch_device(device: str) -> torch.device:
@@ -77,7 +77,7 @@ class CheckpointVocoder(Vocoder):
         model = self._build(specs)
         state_dict = fold_weight_norm(read_state_dict(self.files.checkpoint), self.files.checkpoint)
         load_strict(model, state_dict, self.files)
-        set_kernels(model, kernels)
+        set_fused(model, kernels)  # the Linear layers (modules.Linear)
         self.kernels = kernels
         try:
             self.model = model.eval().to(target)

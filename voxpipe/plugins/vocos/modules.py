@@ -46,18 +46,6 @@ class Linear(nn.Linear):
         return super().forward(x)
 
 
-KERNELS = ("reference", "fused")
-
-
-def set_kernels(module: nn.Module, kernels: str) -> None:
-    """reference: torch's own kernels (the parity path); fused: the Linear layers on oneDNN."""
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
-    for sub in module.modules():
-        if isinstance(sub, Linear):
-            sub.fused = kernels == "fused"
-
-
 class ConvNeXtBlock(nn.Module):
     """Depthwise conv (k=7) -> LayerNorm -> Linear -> GELU -> Linear -> layer scale, residual."""
 

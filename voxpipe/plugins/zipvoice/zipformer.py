@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from voxpipe.core.kernels import set_fused
 from voxpipe.plugins.zipvoice.scaling import (
     ActivationAndLinear,
     BiasNorm,
@@ -428,9 +429,6 @@ class DownsampledZipformer2Encoder(nn.Module):
         return self.out_combiner(src_orig, src)
 
 
-KERNELS = ("reference", "fused")
-
-
 def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
     """Choose the arithmetic of every Zipformer block under `module`.
 
@@ -444,11 +442,8 @@ def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
     the same function, a second copy of those weights in memory), packed in their first call or
     by `scaling.pack_weights`.
     """
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels={kernels!r}; expected one of {KERNELS}")
+    set_fused(module, kernels)
     for sub in module.modules():
-        if hasattr(type(sub), "fused"):
-            sub.fused = kernels == "fused"
         if hasattr(type(sub), "prepack"):
             sub.prepack = prepack and kernels == "fused"
 
