@@ -294,6 +294,29 @@ def test_commands_default_to_auto_unless_the_config_sets_the_arithmetic():
         assert (overrides, label) == ([], "zipvoice-distill: as configured (torch)")
 
 
+def test_a_family_names_its_precision_component():
+    """StyleTTS2 / Kokoro in torch take --precision on their decoder (Synthesizer.precision_component):
+    bf16 on the iSTFTNet generator where the CPU has it; the HiFi-GAN decoder offers fp32 only."""
+    kokoro = build_config("kokoro_torch")
+    assert resolve(kokoro, "auto", None, BF16)[0] == ["synthesizer.decoder.dtype=bfloat16"]
+    assert resolve(kokoro, "auto", None, AVX2)[0] == ["synthesizer.decoder.dtype=float32"]
+    assert resolve(kokoro, "fp32", None, BF16)[0] == ["synthesizer.decoder.dtype=float32"]
+    assert default_overrides(kokoro, BF16)[0] == ["synthesizer.decoder.dtype=bfloat16"]
+    pinned = build_config("kokoro_torch", ["synthesizer.decoder.dtype=float32"])
+    assert default_overrides(pinned, BF16) == ([], "istftnet: as configured (torch)")
+    with pytest.raises(ConfigError, match="set synthesizer.decoder.dtype=bfloat16"):
+        resolve(kokoro, "bf16", None, AVX2)
+    with pytest.raises(ConfigError, match=r"int8' is not available for decoder 'istftnet' \(torch\) \(it offers fp32, bf16\)\.$"):
+        resolve(kokoro, "int8", None, BF16)  # no export hint: voxpipe exports no StyleTTS2 graphs
+    with pytest.raises(ConfigError, match="decoder 'istftnet' runs on torch; voxpipe has no ONNX export of it"):
+        resolve(kokoro, None, "onnx", BF16)
+    libritts = build_config("styletts2_libritts")
+    assert resolve(libritts, "auto", None, BF16)[0] == []
+    with pytest.raises(ConfigError, match="not available for decoder 'hifigan'.*offers fp32"):
+        resolve(libritts, "bf16", None, BF16)
+    assert resolve(build_config("kokoro"), "auto", None, BF16) == ([], "kokoro: as built (no precision or backend choice)")
+
+
 def test_backend_other_than_the_configs_is_a_clear_error():
     config = build_config(tiny_pipeline_config())
     with pytest.raises(ConfigError, match="voxpipe export onnx"):

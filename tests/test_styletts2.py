@@ -106,6 +106,29 @@ def test_loads_official_layout_and_speaks(tiny):
     assert torch.equal(tiny.predictor.lstm.weight_ih_l0, saved["predictor"]["module.lstm.weight_ih_l0"])
 
 
+def test_bf16_decoder_keeps_weights_once_in_bf16_and_the_spectrum_in_float32(tiny_files, tiny):
+    """`decoder.dtype: bfloat16`: the generator's upsampling stages hold their (loaded) weights in
+    bf16; the harmonic source, conv_post and the inverse STFT stay float32; same durations and F0,
+    a float32 waveform (the quality bound, on the real weights: test_styletts2_kokoro.py)."""
+    bf16 = build(tiny_files, decoder={**TINY["decoder"], "dtype": "bfloat16"})
+    generator = bf16.decoder.generator
+    assert bf16.decoder.describe()["dtype"] == "bfloat16" and tiny.decoder.describe()["dtype"] == "float32"
+    assert {p.dtype for p in (*generator.ups.parameters(), *generator.resblocks.parameters(),
+                              *generator.noise_res.parameters())} == {torch.bfloat16}
+    assert {p.dtype for p in (*generator.conv_post.parameters(), *generator.m_source.parameters(),
+                              *bf16.decoder.encode.parameters())} == {torch.float32}
+    reference = tiny.decoder.generator.ups[0].weight
+    assert torch.equal(generator.ups[0].weight, reference.to(torch.bfloat16))  # rounded once, from the same file
+    ids = [3, 5, 7, 9, 11, 13, 15]
+    style = tiny.style_row(tiny.resolve_voice(None), len(ids))
+    expected, actual = tiny.run(ids, style), bf16.run(ids, style)
+    assert torch.equal(actual.frames, expected.frames) and torch.equal(actual.f0, expected.f0)
+    assert actual.audio.dtype == torch.float32 and actual.audio.shape == expected.audio.shape
+    # bf16 did run; how close it stays is bounded on the real weights (these random ones put
+    # |audio| at 1e23: exp of the log-magnitudes conv_post predicts)
+    assert bool(torch.isfinite(actual.audio).all()) and not torch.equal(actual.audio, expected.audio)
+
+
 def test_speed_shortens_and_is_validated(tiny):
     ids = [3, 5, 7, 9, 11, 13, 15]
     style = tiny.resolve_voice("tiny_b")

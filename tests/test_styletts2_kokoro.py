@@ -26,6 +26,10 @@ pytest.importorskip("onnxruntime")
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 LOG_MEL_BOUND = 0.5
+# `decoder.dtype: bfloat16` (what --precision auto picks on CPUs with native bf16) against the
+# float32 decoder, same durations: measured 0.04 nats on two sentences (docs/performance.md,
+# "Kokoro-82M in torch"); bf16 conv_post too measured 0.17, so the bound catches that.
+BF16_LOG_MEL_BOUND = 0.08
 FRAMES_TOLERANCE = 0.02
 # relative RMS distance to the export's tensors (measured fp32 / int8-replayed on TEXT:
 # embedding projection 0.0072 / 0.0000, first ALBERT layer 0.044 / 0.0000 (0.0022 on another sentence),
@@ -148,6 +152,20 @@ def test_int8_activations_replays_lstm_and_restores_modules(monkeypatch):
             unrounded = lstm(x)[0]
     assert replayed.shape == plain.shape and 0 < float((replayed - plain).abs().max()) < 0.05
     torch.testing.assert_close(unrounded, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_bf16_decoder_stays_within_its_quality_bound(kokoro_torch, case):
+    from voxpipe.plugins.styletts2.compare import log_mel_distance
+    from voxpipe.plugins.styletts2.synthesizer import StyleTTS2Synthesizer
+
+    ids, style, _ = case
+    bf16 = StyleTTS2Synthesizer.create(source_noise=False, decoder={"type": "istftnet", "dtype": "bfloat16"})
+    expected, actual = kokoro_torch.run(ids, style), bf16.run(ids, style)
+    assert torch.equal(actual.frames, expected.frames)  # the text side and prosody stay float32
+    distance = log_mel_distance(actual.audio.reshape(-1).numpy(), expected.audio.reshape(-1).numpy(),
+                                kokoro_torch.sample_rate)
+    assert 0 < distance < BF16_LOG_MEL_BOUND, distance
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
-"""`--precision {auto,fp32,bf16,int8}` / `--backend {torch,onnx}`: which arithmetic the acoustic model runs.
+"""`--precision {auto,fp32,bf16,int8}` / `--backend {torch,onnx}`: which arithmetic a family's model runs.
 
-A choice becomes ordinary config overrides of the pipeline's acoustic model (so it is validated,
-shown by `voxpipe config show` and reproducible), using only what that component's Params
-declare — no plugin is imported here:
+A choice becomes ordinary config overrides of the family's precision component (so it is
+validated, shown by `voxpipe config show` and reproducible): the sub-component the family names
+in `Synthesizer.precision_component` (the flow-matching families' `acoustic_model`, StyleTTS2 /
+Kokoro's `decoder`), using only what that component's Params declare — no plugin is imported here:
 
   dtype: Literal[..."float32", "bfloat16"]     torch models: fp32 / bf16
   precision: Literal["fp32", "int8"]           onnxruntime models: fp32 / int8 graphs
@@ -33,7 +34,6 @@ from voxpipe.core.errors import ConfigError
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BACKENDS = ("torch", "onnx")
 _DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
-ACOUSTIC_KEY = "synthesizer.acoustic_model"
 VOCODER_KEY = "synthesizer.vocoder"
 # Kernels `auto` and `bf16` ask for where a model has a choice (an explicit fp32 keeps the bit-exact
 # reference). Side by side on full-size LuxTTS (docs/performance.md) the fused kernels were never
@@ -73,15 +73,17 @@ def has_fused_kernels(cls: type) -> bool:
     return "fused" in _literal_values(cls.Params, "kernels")
 
 
-def choose_precision(requested: str, supported: Sequence[str], cpu: CpuInfo, where: str = "acoustic model") -> str:
-    """The concrete precision for `requested` (auto resolved), or a ConfigError saying why not."""
+def choose_precision(requested: str, supported: Sequence[str], cpu: CpuInfo, where: str = "acoustic model",
+                     key: str = "synthesizer.acoustic_model", exportable: bool = True) -> str:
+    """The concrete precision for `requested` (auto resolved), or a ConfigError saying why not.
+    `exportable`: the component has an ONNX export (`voxpipe export onnx`), the way to int8."""
     if requested not in PRECISIONS:
         raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISIONS)}")
     if requested == "auto":
         return "bf16" if cpu.has_bf16 and "bf16" in supported else "fp32"
     if requested not in supported:
         hint = ""
-        if requested == "int8":
+        if requested == "int8" and exportable:
             hint = (" int8 needs int8 graphs: `voxpipe export onnx CONFIG -o DIR --int8`, then use "
                     "DIR/pipeline_int8.yaml (backend onnx)")
         raise ConfigError(f"precision {requested!r} is not available for {where} (it offers "
@@ -90,7 +92,7 @@ def choose_precision(requested: str, supported: Sequence[str], cpu: CpuInfo, whe
         raise ConfigError(
             f"precision 'bf16' needs native bf16 arithmetic (avx512_bf16 or amx_bf16), which this CPU "
             f"({cpu.model}) lacks: torch would emulate it, 10x slower than fp32 on an AVX2 machine. Use "
-            f"--precision fp32 or auto (or set {ACOUSTIC_KEY}.dtype=bfloat16 in the config to force it).")
+            f"--precision fp32 or auto (or set {key}.dtype=bfloat16 in the config to force it).")
     return requested
 
 
@@ -106,6 +108,13 @@ def precision_overrides(cls: type, precision: str, kernels: str | None) -> dict[
     return values
 
 
+def precision_component(family) -> tuple[str, object | None]:
+    """(config key, validated child config or None) of the sub-component that takes the precision
+    choice in a validated family config (`Synthesizer.precision_component`)."""
+    name = getattr(family.info.cls, "precision_component", "acoustic_model")
+    return f"synthesizer.{name}", family.children.get(name)
+
+
 def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | None = None) -> tuple[list[str], str]:
     """(`KEY=VALUE` overrides, description) realizing the choice on a validated PipelineConfig.
 
@@ -116,26 +125,33 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     family = config.components["synthesizer"]
-    acoustic = family.children.get("acoustic_model")
+    key, acoustic = precision_component(family)
     if acoustic is None:
         if precision in (None, "auto", "fp32") and backend in (None, "torch"):
-            return [], f"{family.info.name}: fp32 as built (no precision or backend choice)"
-        raise ConfigError(f"synthesizer {family.info.name!r} has no acoustic-model precision or backend choice "
-                          f"(it runs fp32 as built)")
+            return [], f"{family.info.name}: as built (no precision or backend choice)"
+        raise ConfigError(f"synthesizer {family.info.name!r} has no precision or backend choice (no {key}; "
+                          f"it runs as built)")
     cls, name = acoustic.info.cls, acoustic.info.name
+    role = key.split(".")[-1].replace("_", " ")  # "acoustic model", "decoder"
     current = component_backend(cls)
+    exportable = getattr(cls, "onnx_counterpart", None) is not None
     if backend is not None and backend != current:
-        how = ("export it first: `voxpipe export onnx CONFIG -o DIR [--int8]`, then use DIR/pipeline.yaml"
-               if backend == "onnx" else "use the torch pipeline the graphs were exported from")
-        raise ConfigError(f"backend {backend!r}: this pipeline's acoustic model {name!r} runs on {current}; {how}")
+        if backend == "torch":
+            how = "use the torch pipeline the graphs were exported from"
+        elif exportable:
+            how = "export it first: `voxpipe export onnx CONFIG -o DIR [--int8]`, then use DIR/pipeline.yaml"
+        else:
+            how = "voxpipe has no ONNX export of it"
+        raise ConfigError(f"backend {backend!r}: this pipeline's {role} {name!r} runs on {current}; {how}")
     if precision is None:
         return [], f"{name}: as configured ({current})"
-    chosen = choose_precision(precision, supported_precisions(cls), cpu, where=f"acoustic model {name!r} ({current})")
+    chosen = choose_precision(precision, supported_precisions(cls), cpu, where=f"{role} {name!r} ({current})", key=key,
+                              exportable=exportable)
     kernels = None
     if has_fused_kernels(cls):
         kernels = AUTO_KERNELS if chosen == "bf16" or precision == "auto" else "reference"
     values = precision_overrides(cls, chosen, kernels)
-    overrides = [f"{ACOUSTIC_KEY}.{key}={value}" for key, value in values.items()]
+    overrides = [f"{key}.{field}={value}" for field, value in values.items()]
     label = f"{name}: {chosen} on {current}" + (f", {kernels} kernels" if kernels else "")
     if precision == "auto":
         label += f" (auto on {cpu.vector_level}{', native bf16' if cpu.has_bf16 else ''})"
@@ -150,9 +166,9 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
 def default_overrides(config, cpu: CpuInfo | None = None) -> tuple[list[str], str]:
     """What the commands (synth, voice create, batch, serve) apply without --precision/--backend: `auto`,
     unless the config already says which arithmetic to use (it sets dtype, precision or kernels of
-    its acoustic model, in the YAML or by --set): then it is taken as written. The Python API
+    its precision component, in the YAML or by --set): then it is taken as written. The Python API
     (`Pipeline.from_config`) takes the config as written unless given `precision=`."""
-    acoustic = config.components["synthesizer"].children.get("acoustic_model")
+    _, acoustic = precision_component(config.components["synthesizer"])
     if acoustic is None or set(PRECISION_KEYS) & acoustic.params.model_fields_set:
         return resolve(config, None, None, cpu)  # no overrides; the label says what runs
     return resolve(config, "auto", None, cpu)

@@ -54,6 +54,9 @@ class Synthesizer(Component):
     clones_voices: ClassVar[bool] = False
     streams: ClassVar[bool] = True
     needs_tokenizer: ClassVar[bool] = True  # False when default_tokenizer() provides one
+    # The sub-component whose Params carry `--precision` (dtype / precision / kernels): see
+    # voxpipe/core/precision.py. A family without it runs float32 as built.
+    precision_component: ClassVar[str] = "acoustic_model"
     sample_rate: int = 0
     num_channels: int = 1
     vocab: dict[str, int] | None = None

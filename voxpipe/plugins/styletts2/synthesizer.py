@@ -106,6 +106,9 @@ class StyleTTS2Synthesizer(Synthesizer):
     name = "styletts2"
     description = "StyleTTS2 / Kokoro-82M in torch (PL-BERT, prosody predictor, style diffusion, HiFi-GAN/iSTFTNet)"
     clones_voices = True  # per configuration: only with a style encoder (configured_to_clone, __init__)
+    # --precision sets the decoder's dtype: its generator is most of the work (the iSTFTNet's has a
+    # bf16 choice; the text side and prosody stay float32, so durations and F0 do not move).
+    precision_component = "decoder"
 
     @classmethod
     def configured_to_clone(cls, params) -> bool:
