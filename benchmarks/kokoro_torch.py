@@ -6,7 +6,7 @@ phoneme, log-mel distance (the export's durations forced when they differ, so bo
 and speed (median over sentences of seconds of compute per second of audio).
 
     python benchmarks/kokoro_torch.py --json kokoro_torch.json [--sentences 30] [--seeds 2]
-        [--threads 2] [--voice jf_alpha] [--intermediates]
+        [--threads 2] [--voice jf_alpha] [--intermediates] [--bf16]
 
 The torch path runs without excitation noise (as the export, deterministic). --seeds N adds N
 runs with the official random excitation (SineGen's random phases and noise, seeds 0..N-1):
@@ -70,6 +70,9 @@ def main() -> int:
     parser.add_argument("--offset", type=int, default=0, help="starting at this one (0-based)")
     parser.add_argument("--seeds", type=int, default=0, help="also run the official random excitation, seeds 0..N-1")
     parser.add_argument("--intermediates", action="store_true", help="per-module distances on the first sentence")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also the decoder in bf16 (decoder.dtype: bfloat16, what --precision auto picks on CPUs "
+                             "with native bf16), timed in turn with the float32 one, with its WER and log-mel distance")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if not (0 <= args.offset < len(SENTENCES) and 1 <= args.sentences <= len(SENTENCES) - args.offset):
@@ -87,6 +90,8 @@ def main() -> int:
     started = time.perf_counter()
     model = StyleTTS2Synthesizer.create(source_noise=False, voice=args.voice)
     load_seconds = time.perf_counter() - started
+    bf16 = (StyleTTS2Synthesizer.create(source_noise=False, voice=args.voice,
+                                        decoder={"type": "istftnet", "dtype": "bfloat16"}) if args.bf16 else None)
     onnx = OnnxWithFrames(bundled_model_path("benchmark"), threads=args.threads)
     tokenizer = KokoroTokenizer.create()
     whisper = _whisper(args.threads)
@@ -96,7 +101,7 @@ def main() -> int:
     texts = SENTENCES[args.offset: args.offset + args.sentences]
 
     intermediates = _intermediates(model, tokenizer.encode(texts[0]), pack, args.threads) if args.intermediates else None
-    paths = ["torch", "onnx", *(f"torch_seed{seed}" for seed in range(args.seeds))]
+    paths = ["torch", "onnx", *(["torch_bf16"] if bf16 else []), *(f"torch_seed{seed}" for seed in range(args.seeds))]
     rows = []
     for index, text in enumerate(texts):
         ids = tokenizer.encode(text)
@@ -109,6 +114,14 @@ def main() -> int:
         predicted = ours.frames.numpy()
         aligned = ours if np.array_equal(predicted, frames) else model.run(ids, style, frames=torch.from_numpy(frames))
         audio = {"torch": ours.audio.reshape(-1).numpy(), "onnx": theirs}
+        timed_bf16 = {}
+        if bf16 is not None:  # the float32 run above came first; this one second, every sentence
+            t3 = time.perf_counter()
+            low = bf16.run(ids, style)
+            timed_bf16["seconds_torch_bf16"] = time.perf_counter() - t3
+            audio["torch_bf16"] = low.audio.reshape(-1).numpy()
+            timed_bf16["frames_bf16_equal"] = bool(torch.equal(low.frames, ours.frames))
+            timed_bf16["log_mel_distance_bf16_vs_fp32"] = log_mel_distance(audio["torch_bf16"], audio["torch"], rate)
         for seed in range(args.seeds):
             noise = torch.Generator().manual_seed(seed)
             audio[f"torch_seed{seed}"] = model.run(ids, style, generator=noise).audio.reshape(-1).numpy()
@@ -120,7 +133,7 @@ def main() -> int:
             "max_frame_difference": int(np.abs(predicted - frames).max()),
             "log_mel_distance": log_mel_distance(aligned.audio.reshape(-1).numpy(), theirs, rate),
             "seconds_torch": t1 - t0, "seconds_onnx": t2 - t1, "audio_seconds": audio["torch"].size / rate,
-            "reference": reference,
+            "reference": reference, **timed_bf16,
         }
         for path in paths:
             hypothesis = normalize(_transcribe(whisper, audio[path], rate))
@@ -152,6 +165,19 @@ def _summary(rows: list[dict], paths: list[str], args, load_seconds: float) -> d
     rtf_torch = [r["seconds_torch"] / r["audio_seconds"] for r in rows]
     rtf_onnx = [r["seconds_onnx"] / r["audio_seconds"] for r in rows]
     seeded = [float(errors[p].sum() / words.sum()) for p in paths if p.startswith("torch_seed")]
+    bf16 = {}
+    if "torch_bf16" in paths:
+        _, _, bf16_delta, bf16_low, bf16_high = paired_bootstrap((errors["torch"], words), (errors["torch_bf16"], words),
+                                                                 draws, 0.95)
+        bf16 = {
+            "wer_torch_bf16_minus_torch": bf16_delta, "wer_torch_bf16_minus_torch_ci95": [bf16_low, bf16_high],
+            "bf16_frames_equal_all": all(r["frames_bf16_equal"] for r in rows),
+            "log_mel_distance_bf16_vs_fp32_mean": float(np.mean([r["log_mel_distance_bf16_vs_fp32"] for r in rows])),
+            "log_mel_distance_bf16_vs_fp32_max": float(np.max([r["log_mel_distance_bf16_vs_fp32"] for r in rows])),
+            "median_rtf_torch_bf16": statistics.median(r["seconds_torch_bf16"] / r["audio_seconds"] for r in rows),
+            "median_fp32_over_bf16_time": statistics.median(r["seconds_torch"] / r["seconds_torch_bf16"] for r in rows),
+            "median_onnx_over_bf16_time": statistics.median(r["seconds_onnx"] / r["seconds_torch_bf16"] for r in rows),
+        }
     return {
         "voice": args.voice, "threads": args.threads, "offset": args.offset, "sentences": len(rows), "words": int(words.sum()),
         **{f"wer_{path}": float(errors[path].sum() / words.sum()) for path in paths},
@@ -167,7 +193,7 @@ def _summary(rows: list[dict], paths: list[str], args, load_seconds: float) -> d
         "log_mel_distance_max": float(np.max([r["log_mel_distance"] for r in rows])),
         "median_rtf_torch": statistics.median(rtf_torch), "median_rtf_onnx": statistics.median(rtf_onnx),
         "median_torch_over_onnx_time": statistics.median(r["seconds_torch"] / r["seconds_onnx"] for r in rows),
-        "torch_load_seconds": load_seconds,
+        "torch_load_seconds": load_seconds, **bf16,
     }
 
 
