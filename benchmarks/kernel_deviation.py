@@ -46,8 +46,8 @@ PROMPT_WAV = HERE.parent / "tests" / "fixtures" / "e2e" / "cmu_arctic_a0009.wav"
 CANDIDATES = ("onednn-gemm", "conv-nhwc", "both", "fused")
 SINGLE = (1e-5, 1e-5)
 FINAL = (1e-4, 1e-5)
-SAMPLING = {"zipvoice-distill": dict(steps=4, scale=3.0, guidance="distilled"),
-            "zipvoice": dict(steps=16, scale=1.0, guidance="cfg")}
+SAMPLING = {"zipvoice-distill": {"steps": 4, "scale": 3.0, "guidance": "distilled"},
+            "zipvoice": {"steps": 16, "scale": 1.0, "guidance": "cfg"}}
 
 
 def build_model(variant: str, weights: str, cache: Path) -> Path:

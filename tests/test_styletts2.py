@@ -117,6 +117,9 @@ def test_bf16_decoder_keeps_weights_once_in_bf16_and_the_spectrum_in_float32(tin
                               *generator.noise_res.parameters())} == {torch.bfloat16}
     assert {p.dtype for p in (*generator.conv_post.parameters(), *generator.m_source.parameters(),
                               *bf16.decoder.encode.parameters())} == {torch.float32}
+    # and channels-last memory through the bf16 stages; the float32 decoder keeps the official calls
+    assert generator.channels_last and all(block.channels_last for block in generator.resblocks)
+    assert not tiny.decoder.generator.channels_last and not any(b.channels_last for b in tiny.decoder.generator.resblocks)
     reference = tiny.decoder.generator.ups[0].weight
     assert torch.equal(generator.ups[0].weight, reference.to(torch.bfloat16))  # rounded once, from the same file
     ids = [3, 5, 7, 9, 11, 13, 15]
@@ -127,6 +130,37 @@ def test_bf16_decoder_keeps_weights_once_in_bf16_and_the_spectrum_in_float32(tin
     # bf16 did run; how close it stays is bounded on the real weights (these random ones put
     # |audio| at 1e23: exp of the log-magnitudes conv_post predicts)
     assert bool(torch.isfinite(actual.audio).all()) and not torch.equal(actual.audio, expected.audio)
+
+
+def test_channels_last_helpers_compute_the_plain_operations():
+    """voxpipe/plugins/styletts2/channels_last.py (the bf16 generator's layout): same values as the
+    plain modules, outputs in channels-last memory (strides (T*C, 1, C)), any input layout."""
+    from voxpipe.plugins.styletts2 import channels_last
+    from voxpipe.plugins.styletts2.layers import AdaIN1d
+
+    torch.manual_seed(0)
+    plain = torch.randn(1, 6, 40)
+    for x in (plain, channels_last.to_channels_last(plain)):
+        for module, run in ((torch.nn.Conv1d(6, 4, 5, dilation=3, padding=6), channels_last.conv1d),
+                            (torch.nn.Conv1d(6, 4, 8, stride=4, padding=2), channels_last.conv1d),
+                            (torch.nn.ConvTranspose1d(6, 4, 12, 6, padding=3), channels_last.conv_transpose1d)):
+            with torch.no_grad():
+                expected, actual = module(plain), run(module, x)
+            torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+            assert actual.stride() == (actual.shape[1] * actual.shape[2], 1, actual.shape[1])
+    norm = AdaIN1d(3, 6)
+    with torch.no_grad():
+        norm.norm.weight.uniform_(0.5, 1.5)
+        norm.norm.bias.uniform_(-1, 1)
+    style, batch = torch.randn(1, 3), torch.randn(2, 6, 40)
+    with torch.no_grad():
+        expected, expected_batch = norm(plain, style), norm(batch, style.expand(2, 3))
+        norm.channels_last = True
+        actual = norm(channels_last.to_channels_last(plain), style)
+        actual_batch = norm(batch, style.expand(2, 3))  # more than one item: the plain instance norm
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    assert actual.stride() == (6 * 40, 1, 6)
+    assert torch.equal(actual_batch, expected_batch)
 
 
 def test_speed_shortens_and_is_validated(tiny):

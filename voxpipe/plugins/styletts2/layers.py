@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voxpipe.plugins.styletts2 import channels_last
+
 
 class ChannelLayerNorm(nn.Module):
     """Layer norm over the channels of a (B, C, T) tensor, with the checkpoints' `gamma`/`beta`."""
@@ -48,6 +50,8 @@ class AdaIN1d(nn.Module):
     `norm` keeps an affine weight/bias as Kokoro's modules do; StyleTTS2 checkpoints (and
     Kokoro's own files) leave them at 1 and 0, so loaders may omit them."""
 
+    channels_last = False  # x (1, C, T) arrives in channels-last memory: keep it so (istftnet's bf16 stages)
+
     def __init__(self, style_dim: int, channels: int) -> None:
         super().__init__()
         self.norm = nn.InstanceNorm1d(channels, affine=True)
@@ -55,6 +59,8 @@ class AdaIN1d(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.fc(style).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
+        if self.channels_last and x.shape[0] == 1:
+            return channels_last.adain(self.norm, x, gamma, beta)
         return (1 + gamma) * self.norm(x) + beta
 
 
