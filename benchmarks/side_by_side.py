@@ -19,7 +19,8 @@ Paths (see benchmarks/README.md for the reference environment):
                   its CPU path) run the way `infer_zipvoice_onnx.py` runs them, fp32, + the same vocoder
   torch-fp32      voxpipe's torch model, the bit-exact parity path (the default)
   torch-fast      voxpipe's torch model with `kernels: fused` (fp32, fused chains, faster CPU kernels)
-  torch-bf16 / torch-bf16-fast   the same in bf16 (`dtype: bfloat16`; only fast with native bf16)
+  torch-bf16 / torch-bf16-fast   the same in bf16 (`dtype: bfloat16`, the vocoder's body too; only fast with
+                  native bf16)
   onnx-fp32 / onnx-int8   voxpipe's export on onnxruntime (int8: dynamic quantization, opt-in)
 LuxTTS's 48 kHz vocoder (LinaCodec's upsampler + 48 kHz head) has no installable official
 implementation here, so the official paths' vocoder stage is the 24 kHz Vocos alone: a lower bound
@@ -331,7 +332,7 @@ def make_voxpipe(path: str, spec: dict, cache: Path, data: dict, threads: int, s
     retain_freed_memory(retain_freed_memory_mb() << 20)  # what building a Pipeline does
     registry = get_registry()
     config = bench.CONFIGS[spec["config"]]
-    vocoder_kernels = "fused"  # what --precision auto/bf16/int8 give the vocoder
+    vocoder_kernels, vocoder_dtype = "fused", "float32"  # what --precision auto/int8 give the vocoder
     if path.startswith("onnx"):
         precision = path.split("-")[1]
         info = registry.get("acoustic_model", f"{config['variant']}-onnx")
@@ -343,9 +344,9 @@ def make_voxpipe(path: str, spec: dict, cache: Path, data: dict, threads: int, s
         dtype, kernels = TORCH_PATHS[path]
         model = info.cls.create(weights=str(model_dir(spec, cache, size)), dtype=dtype, kernels=kernels)
         guidance_name = config["guidance"][0]
-        vocoder_kernels = kernels
+        vocoder_kernels, vocoder_dtype = kernels, dtype  # bf16: the vocoder's body too, as --precision bf16
     vocoder = registry.get("vocoder", config["vocoder"]).cls.create(
-        weights=str(bench.prepare_vocoder(config["vocoder"], cache)), kernels=vocoder_kernels)
+        weights=str(bench.prepare_vocoder(config["vocoder"], cache)), kernels=vocoder_kernels, dtype=vocoder_dtype)
     guidance = registry.get("guidance", guidance_name).cls.create(scale=spec["scale"])
     solver = registry.get("solver", "euler").cls.create(num_steps=spec["steps"], t_shift=spec["t_shift"])
     prompt = data["prompt_features"].unsqueeze(0)

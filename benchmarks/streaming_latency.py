@@ -100,7 +100,7 @@ def build_full_luxtts(dtype: str, kernels: str):
         acoustic_model={"type": "zipvoice-distill", "weights": str(model.parent / "model-emilia"),
                         "dtype": dtype, "kernels": kernels},
         vocoder={"type": "vocos-48k", "weights": str(bench.prepare_vocoder("vocos-48k", cache)), "freq_range": 12000,
-                 "kernels": kernels},
+                 "kernels": kernels, "dtype": dtype},  # the vocoder's body follows the model, as --precision does
         **family,
     )
     config["settings"] = {"trim_silence": False}

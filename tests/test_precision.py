@@ -266,19 +266,23 @@ def test_resolve_turns_a_choice_into_validated_overrides():
     overrides, label = resolve(config, "auto", None, AVX2)
     assert overrides == ["synthesizer.acoustic_model.dtype=float32",
                          f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}",
-                         f"synthesizer.vocoder.kernels={AUTO_KERNELS}"]
+                         f"synthesizer.vocoder.kernels={AUTO_KERNELS}", "synthesizer.vocoder.dtype=float32"]
     assert "fp32" in label and AUTO_KERNELS in label and "vocoder vocos-24k" in label
     rebuilt = build_config(tiny_pipeline_config(), overrides)
     assert rebuilt.components["synthesizer"].children["acoustic_model"].params.kernels == AUTO_KERNELS
     fused = build_config(tiny_pipeline_config(), ["synthesizer.acoustic_model.kernels=fused"])
     assert fused.components["synthesizer"].children["acoustic_model"].params.kernels == "fused"
-    overrides, _ = resolve(config, "bf16", None, BF16)
+    overrides, label = resolve(config, "bf16", None, BF16)
     assert "synthesizer.acoustic_model.dtype=bfloat16" in overrides
     assert f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}" in overrides  # bf16: no parity to keep
     assert f"synthesizer.vocoder.kernels={AUTO_KERNELS}" in overrides
+    assert "synthesizer.vocoder.dtype=bfloat16" in overrides and "bfloat16" in label  # its body, heads float32
+    assert build_config(tiny_pipeline_config(), overrides).components["synthesizer"].children["vocoder"].params.dtype \
+        == "bfloat16"
     overrides, _ = resolve(config, "fp32", None, BF16)
     assert overrides == ["synthesizer.acoustic_model.dtype=float32", "synthesizer.acoustic_model.kernels=reference",
-                         "synthesizer.vocoder.kernels=reference"]  # the parity path, vocoder included
+                         "synthesizer.vocoder.kernels=reference",
+                         "synthesizer.vocoder.dtype=float32"]  # the parity path, vocoder included
     assert resolve(config, None, None, AVX2)[0] == []  # no flag: the config as written
 
 
@@ -286,9 +290,11 @@ def test_commands_default_to_auto_unless_the_config_sets_the_arithmetic():
     config = build_config(tiny_pipeline_config())
     vocoder = f"synthesizer.vocoder.kernels={AUTO_KERNELS}"
     assert default_overrides(config, BF16)[0] == ["synthesizer.acoustic_model.dtype=bfloat16",
-                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder]
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder,
+                                                  "synthesizer.vocoder.dtype=bfloat16"]
     assert default_overrides(config, AVX2)[0] == ["synthesizer.acoustic_model.dtype=float32",
-                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder]
+                                                  f"synthesizer.acoustic_model.kernels={AUTO_KERNELS}", vocoder,
+                                                  "synthesizer.vocoder.dtype=float32"]
     for pinned in ("synthesizer.acoustic_model.kernels=reference", "synthesizer.acoustic_model.dtype=float32"):
         overrides, label = default_overrides(build_config(tiny_pipeline_config(), [pinned]), BF16)
         assert (overrides, label) == ([], "zipvoice-distill: as configured (torch)")

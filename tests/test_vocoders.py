@@ -86,7 +86,7 @@ def test_registered_and_buildable_from_params(fresh_registry):
     vocoder = info.cls.from_params(info.params_model(weights=str(FIXTURES / "luxtts_vocoder"), output="24k-smooth"))
     assert vocoder.describe() == {
         "sample_rate": 48000, "feature_sample_rate": 24000, "hop_length": 256, "feature_dim": 100,
-        "freq_range": 12000.0, "output": "24k-smooth", "kernels": "reference",
+        "freq_range": 12000.0, "output": "24k-smooth", "kernels": "reference", "dtype": "float32",
     }
     assert fresh_registry.get("vocoder", "vocos-24k").cls is Vocos24k
     assert fresh_registry.get("vocoder", "griffin-lim").cls is GriffinLim
@@ -474,3 +474,40 @@ def test_unknown_vocoder_kernels_is_a_config_error():
 
     with pytest.raises(ConfigError, match="kernels"):
         build_config(tiny_pipeline_config(), ["synthesizer.vocoder.kernels=turbo"])
+
+
+# A bf16 vocoder body against float32, on the fixtures' (random) weights with speech-like input:
+# mean |log-mel difference| of the output (nats). Measured 0.0036 (24 kHz) and 0.0049 (48 kHz)
+# here, 0.006 on the full-size widths with a real recording (docs/vocoders.md).
+BF16_LOG_MEL_BOUND = 0.015
+
+
+@pytest.mark.parametrize("cls, weights", [(Vocos24k, VOCOS_24K), (LuxVocos48k, LUX_VOCODER)])
+def test_bf16_body_keeps_the_heads_float32_and_stays_close(mel_features, cls, weights):
+    """`dtype: bfloat16` (what --precision auto/bf16 choose on CPUs with native bf16): the backbone
+    (and the 48 kHz upsampler) hold bf16 weights, rounded once from the same file; the heads that
+    predict the spectrum and the ISTFT stay float32; the waveform is float32 and close."""
+    from voxpipe.plugins.styletts2.compare import log_mel_distance
+
+    reference = cls(weights=str(weights), chunk_frames=None)
+    bf16 = cls(weights=str(weights), chunk_frames=None, dtype="bfloat16")
+    assert (reference.describe()["dtype"], bf16.describe()["dtype"]) == ("float32", "bfloat16")
+    body = [bf16.model.backbone, *([bf16.model.upsampler] if hasattr(bf16.model, "upsampler") else [])]
+    assert {p.dtype for module in body for p in module.parameters()} == {torch.bfloat16}
+    heads = [m for name, m in bf16.model.named_children() if name.startswith("head")]
+    assert heads and {p.dtype for head in heads for p in head.parameters()} == {torch.float32}
+    assert torch.equal(bf16.model.backbone.embed.weight, reference.model.backbone.embed.weight.to(torch.bfloat16))
+    with torch.inference_mode():
+        expected, got = reference.decode(mel_features), bf16.decode(mel_features)
+    assert got.dtype == torch.float32 and got.shape == expected.shape and not torch.equal(got, expected)
+    distance = log_mel_distance(got.reshape(-1).numpy(), expected.reshape(-1).numpy(), reference.sample_rate)
+    assert distance <= BF16_LOG_MEL_BOUND, f"bf16 vocoder body: log-mel distance {distance:.4f}"
+
+
+def test_bf16_48k_decodes_in_chunks_like_one_pass(long_features):
+    """The chunked path's whole-utterance GroupNorm statistics (float64 sums, float32 stats) work
+    with a bf16 upsampler: same output as one pass, up to bf16 rounding."""
+    one_pass = LuxVocos48k(weights=str(LUX_VOCODER), chunk_frames=None, dtype="bfloat16").decode(long_features)
+    chunked = LuxVocos48k(weights=str(LUX_VOCODER), chunk_frames=CHUNK, dtype="bfloat16").decode(long_features)
+    relative = float((chunked - one_pass).norm() / one_pass.norm())
+    assert relative < 0.02, relative

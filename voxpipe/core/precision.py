@@ -9,8 +9,9 @@ Kokoro's `decoder`), using only what that component's Params declare — no plug
   precision: Literal["fp32", "int8"]           onnxruntime models: fp32 / int8 graphs
   kernels: Literal["reference", "fused"]       torch Zipformer: the fused fast path
 
-and, where the family's vocoder declares it too, the vocoder's `kernels` (fused: its float32
-Linear layers on oneDNN; reference with an explicit fp32, fused otherwise).
+and, where the family's vocoder declares them too, the vocoder's `kernels` (fused: its float32
+Linear layers on oneDNN; reference with an explicit fp32, fused otherwise) and `dtype` (its body
+in bfloat16 when the model is, its spectrum heads float32).
 
 fp32 is the parity path (reference kernels, bit-identical to the official code). auto is the
 fastest path that meets the quality bound on the CPU at hand: bf16 only where the CPU has native
@@ -160,6 +161,10 @@ def resolve(config, precision: str | None, backend: str | None, cpu: CpuInfo | N
         vocoder_kernels = "reference" if precision == "fp32" else AUTO_KERNELS
         overrides.append(f"{VOCODER_KEY}.kernels={vocoder_kernels}")
         label += f"; vocoder {vocoder.info.name}: {vocoder_kernels} kernels"
+        if "bf16" in supported_precisions(vocoder.info.cls):  # its body follows the model's bf16
+            vocoder_dtype = _DTYPE_OF["bf16" if chosen == "bf16" else "fp32"]
+            overrides.append(f"{VOCODER_KEY}.dtype={vocoder_dtype}")
+            label += f", {vocoder_dtype}"
     return overrides, label
 
 

@@ -33,6 +33,7 @@ def torch_device(device: str) -> torch.device:
         raise ConfigError(f"device {device!r} is not a torch device ({error}); use e.g. 'cpu' or 'cuda:0'") from None
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_CHUNK_FRAMES = 2048  # ~22 s at 24 kHz / hop 256: sentence-length inputs decode in one pass
 
 
@@ -48,6 +49,13 @@ class CheckpointVocoderParams(Params):
         "reference",
         description="reference: torch's kernels (parity with the official vocoder); fused: float32 Linear layers "
                     "on oneDNN's GEMM (faster on AVX-512 CPUs, rounding ~1e-6; --precision auto/bf16 choose it)",
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="arithmetic of the network body (backbone, 48 kHz upsampler); the heads predicting the "
+                    "spectrum and the ISTFT stay float32. bfloat16: faster where the CPU has native bf16 "
+                    "(--precision auto/bf16 choose it there), log-mel distance ~0.006 to float32 "
+                    "(docs/vocoders.md)",
     )
 
 
@@ -67,9 +75,9 @@ class CheckpointVocoder(Vocoder):
     files: CheckpointFiles
     chunk_frames: int | None
 
-    def _load(self, weights: str, device: str, kernels: str = "reference") -> dict[str, Any]:
-        """Resolve, parse config, build the module, load weights strictly, choose its kernels;
-        returns the specs."""
+    def _load(self, weights: str, device: str, kernels: str = "reference", dtype: str = "float32") -> dict[str, Any]:
+        """Resolve, parse config, build the module, load weights strictly, choose its kernels and
+        the dtype of its body; returns the specs."""
         target = torch_device(device)
         location = resolve_path(weights, what=f"{self.name} weights")  # local path, or hf:// resolved
         self.files = find_files(Path(location), self.CHECKPOINT_NAMES, self.SUBDIRS, what=f"{self.name} weights")
@@ -78,7 +86,8 @@ class CheckpointVocoder(Vocoder):
         state_dict = fold_weight_norm(read_state_dict(self.files.checkpoint), self.files.checkpoint)
         load_strict(model, state_dict, self.files)
         set_fused(model, kernels)  # the Linear layers (modules.Linear)
-        self.kernels = kernels
+        self.kernels, self.dtype = kernels, dtype
+        model.use_dtype(DTYPES[dtype])  # after loading: the float32 weights are rounded once
         try:
             self.model = model.eval().to(target)
         except (RuntimeError, AssertionError) as error:  # e.g. CUDA requested but unavailable
@@ -91,7 +100,7 @@ class CheckpointVocoder(Vocoder):
         raise NotImplementedError
 
     def describe(self) -> dict:
-        return {**super().describe(), "kernels": self.kernels}
+        return {**super().describe(), "kernels": self.kernels, "dtype": self.dtype}
 
     # ---- decoding ----------------------------------------------------------------------------
     @property

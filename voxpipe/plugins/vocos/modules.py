@@ -85,12 +85,14 @@ class VocosBackbone(nn.Module):
         """Frames of context on each side that reach one output frame (k=7 convs: 3 each)."""
         return 3 * (1 + len(self.convnext))
 
+    compute_dtype = torch.float32  # the weights' dtype (VocosModel.use_dtype); inputs and outputs stay float32
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features (B, F, T) -> hidden (B, T, D), time-major."""
-        x = self.norm(self.embed(features).transpose(1, 2)).transpose(1, 2)
+        """features (B, F, T) -> hidden (B, T, D), time-major, float32."""
+        x = self.norm(self.embed(features.to(self.compute_dtype)).transpose(1, 2)).transpose(1, 2)
         for block in self.convnext:
             x = block(x)
-        return self.final_layer_norm(x.transpose(1, 2))
+        return self.final_layer_norm(x.transpose(1, 2)).float()
 
 
 class ISTFT(nn.Module):
@@ -155,3 +157,10 @@ class VocosModel(nn.Module):
         self.feature_extractor = MelFeatureBuffers(mel)
         self.backbone = VocosBackbone(backbone)
         self.head = ISTFTHead(head)
+
+    def use_dtype(self, dtype: torch.dtype) -> None:
+        """Compute the network body (the backbone) in `dtype`; the heads, which predict the
+        log-magnitude and phase of the spectrum, and the ISTFT stay float32 (a bf16 head would
+        round the spectrum to 8 significant bits)."""
+        self.backbone.to(dtype)
+        self.backbone.compute_dtype = dtype

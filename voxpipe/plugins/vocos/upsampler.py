@@ -41,7 +41,8 @@ def group_norm(norm: nn.GroupNorm, x: torch.Tensor, stats: GroupNormStats | None
         return norm(x)
     batch, channels, frames = x.shape
     grouped = x.reshape(batch, norm.num_groups, -1)
-    normalized = ((grouped - stats.mean[..., None]) * stats.rstd[..., None]).reshape(batch, channels, frames)
+    mean, rstd = stats.mean.to(x.dtype), stats.rstd.to(x.dtype)  # a bf16 upsampler gets float32 stats
+    normalized = ((grouped - mean[..., None]) * rstd[..., None]).reshape(batch, channels, frames)
     return normalized * norm.weight[:, None] + norm.bias[:, None]
 
 
@@ -113,6 +114,8 @@ class UpSamplerBlock(nn.Module):
         self.out_proj = Linear(width, spec.in_channels)
         self.final_snake = Snake1d(spec.in_channels)
 
+    compute_dtype = torch.float32  # the weights' dtype (DualHeadVocosModel.use_dtype); the output is float32
+
     @property
     def factor(self) -> int:
         """Output frames per input frame."""
@@ -134,6 +137,7 @@ class UpSamplerBlock(nn.Module):
         stop_before: return the input of GroupNorm number `stop_before` (B, C', T * norm_rate) instead.
         """
         stats = list(stats or [])
+        x = x.to(self.compute_dtype)
 
         def given(index: int) -> GroupNormStats | None:
             return stats[index] if index < len(stats) else None
@@ -145,7 +149,7 @@ class UpSamplerBlock(nn.Module):
             x = block(x, given(2 * stage), given(2 * stage + 1), stop_before_norm2=stop_before == 2 * stage + 1)
             if stop_before == 2 * stage + 1:
                 return x
-        return self.final_snake(self.out_proj(x.transpose(1, 2)).transpose(1, 2))
+        return self.final_snake(self.out_proj(x.transpose(1, 2)).transpose(1, 2)).float()
 
 
 class DualHeadVocosModel(VocosModel):
@@ -157,3 +161,9 @@ class DualHeadVocosModel(VocosModel):
         super().__init__(mel, backbone, head)
         self.upsampler = UpSamplerBlock(upsampler)
         self.head_48k = ISTFTHead(head_48k)
+
+    def use_dtype(self, dtype: torch.dtype) -> None:
+        """The backbone and the upsampler in `dtype`; both heads and their ISTFTs float32."""
+        super().use_dtype(dtype)
+        self.upsampler.to(dtype)
+        self.upsampler.compute_dtype = dtype

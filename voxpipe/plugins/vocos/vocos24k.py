@@ -30,9 +30,9 @@ class Vocos24k(CheckpointVocoder):
     CHECKPOINT_NAMES = ("pytorch_model.bin", "model.safetensors")
 
     def __init__(self, weights: str, device: str,
-                 chunk_frames: int | None, kernels: str):
+                 chunk_frames: int | None, kernels: str, dtype: str):
         self.chunk_frames = chunk_frames
-        specs = self._load(weights, device, kernels)
+        specs = self._load(weights, device, kernels, dtype)
         mel, backbone, head = specs["feature_extractor"], specs["backbone"], specs["head"]
         self.sample_rate = self.feature_sample_rate = mel.sample_rate
         self.hop_length = head.hop_length

@@ -50,11 +50,11 @@ class LuxVocos48k(CheckpointVocoder):
     SUBDIRS = ("", "vocoder")  # the vocoder directory itself, or a LuxTTS / LinaCodec model directory
 
     def __init__(self, weights: str, device: str, freq_range: float,
-                 output: Literal["48k", "24k-smooth"], chunk_frames: int | None, kernels: str):
+                 output: Literal["48k", "24k-smooth"], chunk_frames: int | None, kernels: str, dtype: str):
         self.freq_range = float(freq_range)
         self.output = output
         self.chunk_frames = chunk_frames
-        specs = self._load(weights, device, kernels)
+        specs = self._load(weights, device, kernels, dtype)
         self.feature_sample_rate = specs["feature_extractor"].sample_rate
         self.hop_length = specs["head"].hop_length
         self.feature_dim = specs["backbone"].input_channels
