@@ -100,7 +100,9 @@ def cmd_plugins(args) -> int:
         print(f"cpu: {cpu.summary()}")
         print(f"vector level: {cpu.vector_level}; native bf16: {'yes' if cpu.has_bf16 else 'no'}; "
               f"int8 dot products (VNNI/AMX): {'yes' if cpu.has_int8_dot else 'no'}")
-        print(f"--precision auto: torch {choose_precision('auto', ('fp32', 'bf16'), cpu)} with {AUTO_KERNELS} kernels; "
+        torch_auto = choose_precision("auto", ("fp32", "bf16"), cpu)
+        print(f"--precision auto: torch {torch_auto} with {AUTO_KERNELS} kernels (vocoder body "
+              f"{torch_auto}, its spectrum heads fp32; Kokoro in torch: decoder {torch_auto}); "
               f"onnx {choose_precision('auto', ('fp32', 'int8'), cpu)} (int8 only when asked)")
         return EXIT_OK
     rows = [("KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION")]
