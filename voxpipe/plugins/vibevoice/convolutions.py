@@ -74,10 +74,34 @@ class CausalConv1d(nn.Module):
         return self.conv.conv(joined)
 
 
+# Inputs up to this many frames go through `_conv_transpose_as_gemm` (see there).
+SHORT_INPUT_FRAMES = 32
+
+
+def _conv_transpose_as_gemm(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for x (B, C_in, T) -> (B, C_out, (T - 1) * stride + K), as one GEMM of x with the
+    weight viewed as (C_in, C_out * K) and an overlap-add (`fold`) of the K-sample pieces.
+
+    The same sums as torch's transposed convolution in another order (~1e-6 relative). torch's
+    own kernels took 55-85 ms for the decoder's first upsampler (2048 -> 1024 channels, K 16,
+    stride 8) on 2-16 input frames, what streaming feeds it, against 5-17 ms here, where the
+    134 MB weight is read once; for long inputs (whole-utterance decoding) torch's kernels are
+    as fast or faster, so they keep those (docs/vibevoice.md)."""
+    batch, in_channels, frames = x.shape
+    _, out_channels, kernel = conv.weight.shape
+    stride = conv.stride[0]
+    pieces = torch.matmul(x.transpose(1, 2), conv.weight.reshape(in_channels, out_channels * kernel))
+    y = F.fold(pieces.transpose(1, 2), output_size=(1, (frames - 1) * stride + kernel),
+               kernel_size=(1, kernel), stride=(1, stride))[:, :, 0]
+    return y if conv.bias is None else y + conv.bias[:, None]
+
+
 class CausalConvTranspose1d(nn.Module):
     """ConvTranspose1d trimmed on the right: x (B, C_in, T) -> (B, C_out, T * stride).
 
-    Streamed, it keeps the last kernel_size - 1 inputs and returns the T * stride new samples.
+    Streamed, it keeps the last ceil(kernel_size / stride) - 1 inputs, all that reach its new
+    samples (the official cache keeps kernel_size - 1: the same samples, more work), and returns
+    the T * stride new samples.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, bias: bool = True) -> None:
@@ -85,10 +109,15 @@ class CausalConvTranspose1d(nn.Module):
         self.convtr = _ConvTranspose1dHolder(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias))
         self.stride = stride
         self.trim = kernel_size - stride
-        self.context = kernel_size - 1
+        self.context = math.ceil(kernel_size / stride) - 1
 
     def _trimmed(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.convtr.convtr(x)
+        conv = self.convtr.convtr
+        plain = conv.padding[0] == conv.output_padding[0] == 0 and conv.groups == conv.dilation[0] == 1
+        if x.shape[-1] <= SHORT_INPUT_FRAMES and plain:
+            y = _conv_transpose_as_gemm(conv, x)
+        else:
+            y = conv(x)
         return y[..., : y.shape[-1] - self.trim] if self.trim > 0 else y
 
     def forward(self, x: torch.Tensor, stream: ConvStream | None = None) -> torch.Tensor:
