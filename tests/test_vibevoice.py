@@ -511,3 +511,29 @@ def test_published_realtime_config_builds_official_shapes():
     assert tok["decoder.stages.0.7.ffn.linear1.weight"] == (8192, 2048)
     assert tok["encoder.downsample_layers.6.0.conv.conv.weight"] == (2048, 1024, 16)
     assert tok["decoder.head.conv.conv.weight"] == (1, 32, 7)
+
+
+@pytest.mark.parametrize("channels, kernel, stride, frames", [(6, 16, 8, 1), (6, 16, 8, 5), (4, 10, 5, 32), (3, 4, 2, 7)])
+def test_short_transposed_convolutions_as_one_gemm(channels, kernel, stride, frames):
+    """convolutions._conv_transpose_as_gemm (inputs of up to SHORT_INPUT_FRAMES frames) computes
+    torch's ConvTranspose1d, and the streamed upsampler, which keeps only the inputs that reach its
+    new samples, gives the whole-sequence samples."""
+    from voxpipe.plugins.vibevoice.convolutions import (
+        SHORT_INPUT_FRAMES,
+        CausalConvTranspose1d,
+        ConvStream,
+        _conv_transpose_as_gemm,
+    )
+
+    torch.manual_seed(0)
+    layer = CausalConvTranspose1d(channels, channels + 1, kernel, stride)
+    conv = layer.convtr.convtr
+    x = torch.randn(2, channels, frames)
+    with torch.no_grad():
+        torch.testing.assert_close(_conv_transpose_as_gemm(conv, x), conv(x), rtol=1e-5, atol=1e-6)
+        assert layer.context == -(-kernel // stride) - 1 and frames <= SHORT_INPUT_FRAMES
+        long = torch.randn(1, channels, 3 * SHORT_INPUT_FRAMES)  # torch's own kernel for long inputs
+        whole = layer(long)
+        stream = ConvStream()
+        pieces = [layer(long[..., a:b], stream) for a, b in ((0, 1), (1, 3), (3, 40), (40, long.shape[-1]))]
+        torch.testing.assert_close(torch.cat(pieces, dim=-1), whole, rtol=1e-5, atol=1e-6)
