@@ -2,7 +2,8 @@
 FULL-SIZE random weights (the official CosyVoice2-0.5B sizes: Qwen2.5-0.5B LM, 6-block
 conformer + 12-mid-block estimator flow, 512-channel HiFT), so no download is needed.
 
-    python benchmarks/cosyvoice_stream.py [--model-dir DIR] [--text-tokens 8] [--threads 2] [--json out.json]
+    python benchmarks/cosyvoice_stream.py [--model-dir DIR] [--text-tokens 8] [--threads 2] [--precision auto]
+        [--json out.json]
 
 Without --model-dir, random weights in the official formats (llm.pt, flow.pt, hift.pt,
 cosyvoice2.yaml, CosyVoice-BlankEN/config.json; ~2.6 GB) are written to a temporary folder
@@ -183,6 +184,9 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=75, help="voice prompt length in 25 Hz tokens")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("auto", "fp32"), default=None,
+                        help="as the commands' --precision (auto: the flow's Linear layers on oneDNN); default: the "
+                             "config as written (the official kernels)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -199,7 +203,8 @@ def main() -> None:
     model = str(folder)
     pipeline = Pipeline.from_config({"synthesizer": {
         "type": "cosyvoice", "model_dir": model, "lm": {"type": "cosyvoice-lm", "model_dir": model},
-        "flow": {"type": "cosyvoice-flow", "model_dir": model}, "vocoder": {"type": "cosyvoice-hift", "model_dir": model}}})
+        "flow": {"type": "cosyvoice-flow", "model_dir": model}, "vocoder": {"type": "cosyvoice-hift", "model_dir": model}}},
+        precision=args.precision)
     family = pipeline.synthesizer
     generator = torch.Generator().manual_seed(1)
     voice = family.resolve_voice(family.voice_from_parts(
@@ -207,6 +212,7 @@ def main() -> None:
         torch.randn(2 * args.prompt_tokens, 80, generator=generator) * 2 - 6, torch.randn(192, generator=generator)))
     text_ids = list(range(100, 100 + args.text_tokens))
     results = {"threads": args.threads, "text_tokens": args.text_tokens, "prompt_tokens": args.prompt_tokens,
+               "precision": args.precision,
                "weights": "random full-size" if args.model_dir is None else str(args.model_dir)}
     with torch.inference_mode():
         for name, stream in (("streamed", True), ("whole", False)):

@@ -275,3 +275,37 @@ def test_cv3_streaming_attention_is_chunk_causal():
                 for streaming in (True, False) for name, token in (("a", inputs["token"]), ("b", changed))}
     torch.testing.assert_close(runs[True, "a"][:, :, :frames], runs[True, "b"][:, :, :frames], atol=0, rtol=0)
     assert not torch.allclose(runs[False, "a"][:, :, :frames], runs[False, "b"][:, :, :frames], atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("flow_tiny", "flow_cv3_tiny")], ids=lambda c: c.name)
+def test_fused_kernels_run_the_flow_linears_on_onednn_with_the_same_function(monkeypatch, case):
+    """`kernels: fused` (what --precision auto picks for a cosyvoice pipeline): every plain Linear of
+    the flow runs on oneDNN's GEMM (voxpipe/core/onednn.py), same state dict, mel within 1e-5
+    relative L2 of the reference kernels (the official calls)."""
+    from voxpipe.core import onednn
+
+    if onednn.LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    manifest, data, inputs = case_inputs(case)
+    model_dir = str(case / manifest["model_dir"])
+    reference = flow_of(case / manifest["model_dir"])
+    fused = CosyVoiceFlow.create(model_dir=model_dir, kernels="fused")
+    assert (reference.describe()["kernels"], fused.describe()["kernels"]) == ("reference", "fused")
+    assert list(fused.model.state_dict()) == list(reference.model.state_dict())
+    linears = [m for m in fused.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m) is onednn.OneDnnLinear for m in linears)
+    calls = []
+    real = onednn.LINEAR
+    monkeypatch.setattr(onednn, "LINEAR", lambda *args: calls.append(1) or real(*args))
+    run = manifest["runs"][0]
+    noise = torch.from_numpy(data[run["noise"]]) if run["noise"] else None
+    with torch.inference_mode(), one_torch_thread():
+        expected, _ = reference.inference(**inputs, streaming=run["streaming"], finalize=run["finalize"], noise=noise,
+                                          n_timesteps=run["n_timesteps"])
+        got, _ = fused.inference(**inputs, streaming=run["streaming"], finalize=run["finalize"], noise=noise,
+                                 n_timesteps=run["n_timesteps"])
+    assert calls, "no Linear ran on oneDNN"
+    relative = float((got - expected).norm() / expected.norm())
+    assert relative <= 1e-5, f"fused flow deviates {relative:.2e} (relative L2) from the reference kernels"
+    assert onednn.use_onednn_linears(fused.model, False) == len(linears)  # and back: plain nn.Linear again
+    assert all(type(m) is torch.nn.Linear for m in fused.model.modules() if isinstance(m, torch.nn.Linear))

@@ -302,7 +302,8 @@ def test_commands_default_to_auto_unless_the_config_sets_the_arithmetic():
 
 def test_a_family_names_its_precision_component():
     """StyleTTS2 / Kokoro in torch take --precision on their decoder (Synthesizer.precision_component):
-    bf16 on the iSTFTNet generator where the CPU has it; the HiFi-GAN decoder offers fp32 only."""
+    bf16 on the iSTFTNet generator where the CPU has it; the HiFi-GAN decoder offers fp32 only;
+    CosyVoice on its flow (kernels)."""
     kokoro = build_config("kokoro_torch")
     assert resolve(kokoro, "auto", None, BF16)[0] == ["synthesizer.decoder.dtype=bfloat16"]
     assert resolve(kokoro, "auto", None, AVX2)[0] == ["synthesizer.decoder.dtype=float32"]
@@ -321,6 +322,9 @@ def test_a_family_names_its_precision_component():
     with pytest.raises(ConfigError, match="not available for decoder 'hifigan'.*offers fp32"):
         resolve(libritts, "bf16", None, BF16)
     assert resolve(build_config("kokoro"), "auto", None, BF16) == ([], "kokoro: as built (no precision or backend choice)")
+    cosyvoice = build_config("cosyvoice2")  # the flow's kernels: oneDNN GEMMs under auto, the official calls for fp32
+    assert resolve(cosyvoice, "auto", None, BF16)[0] == ["synthesizer.flow.kernels=fused"]
+    assert resolve(cosyvoice, "fp32", None, BF16)[0] == ["synthesizer.flow.kernels=reference"]
 
 
 def test_backend_other_than_the_configs_is_a_clear_error():

@@ -12,7 +12,7 @@ this: torch already sends it to oneDNN.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def onednn_op(name: str):
@@ -45,3 +45,24 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if runs_fp32_linear(x):
         return LINEAR(x, weight, bias, "none", [], "")
     return torch.nn.functional.linear(x, weight, bias)
+
+
+class OneDnnLinear(nn.Linear):
+    """`nn.Linear` (same parameters and state-dict names) whose float32 inference runs `linear`
+    above: what `use_onednn_linears` turns a model's plain Linear layers into."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def use_onednn_linears(module: nn.Module, enabled: bool) -> int:
+    """Turn every plain `nn.Linear` under `module` into `OneDnnLinear` (enabled) or back; returns
+    how many were switched. For models built from stock torch layers (e.g. CosyVoice's flow) that
+    have no Linear class of their own to choose kernels in."""
+    source, target = (nn.Linear, OneDnnLinear) if enabled else (OneDnnLinear, nn.Linear)
+    switched = 0
+    for sub in module.modules():
+        if type(sub) is source:
+            sub.__class__ = target
+            switched += 1
+    return switched

@@ -89,6 +89,9 @@ class CosyVoice(Synthesizer):
     clones_voices: ClassVar[bool] = True
     needs_tokenizer: ClassVar[bool] = False
     streams: ClassVar[bool] = True
+    # --precision chooses the flow's kernels (float32 either way: the speech-token LM and HiFT
+    # have no other arithmetic here; docs/performance.md)
+    precision_component: ClassVar[str] = "flow"
 
     class Params(BaseParams):
         model_dir: str | None = Field(None, description="official CosyVoice2-0.5B / Fun-CosyVoice3-0.5B folder "

@@ -38,7 +38,7 @@ CFG-guided velocity (flow_ode.py); the prompt's frames are cut off.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,7 @@ from torch import nn
 
 from voxpipe.core.component import Component, Params, nested
 from voxpipe.core.errors import ConfigError
+from voxpipe.core.onednn import use_onednn_linears
 from voxpipe.plugins.cosyvoice.flow_config import FlowHyperParams, read_flow_hyperparams
 from voxpipe.plugins.cosyvoice.flow_dit import DiTEstimator
 from voxpipe.plugins.cosyvoice.flow_dit_config import DiTFlowHyperParams
@@ -186,6 +187,9 @@ class CosyVoiceFlowParams(Params):
     solver: dict = nested("solver", {"type": "cosine-euler", "num_steps": 10})
     guidance: dict = nested("guidance", {"type": "cosyvoice-cfg"})
     device: str = Field("cpu", description="torch device")
+    kernels: Literal["reference", "fused"] = Field(
+        "reference", description="reference: torch's kernels (parity with the official flow); fused: the float32 "
+        "Linear layers on oneDNN's GEMM (2x MKL's on AVX-512 AMD CPUs, rounding ~1e-6; --precision auto picks it)")
 
 
 class CosyVoiceFlow(Component):
@@ -197,12 +201,14 @@ class CosyVoiceFlow(Component):
                                   "CausalMaskedDiffWithDiT (pre-lookahead + DiT), picked by the yaml (official flow.pt)")
     Params: ClassVar[type[Params]] = CosyVoiceFlowParams
 
-    def __init__(self, *, model_dir, weights, hyperparams, solver, guidance, device) -> None:
+    def __init__(self, *, model_dir, weights, hyperparams, solver, guidance, device, kernels) -> None:
         yaml_file, weights_file = pick_official_files(model_dir, hyperparams, weights, WEIGHTS_FILE)
         self.params = read_flow_hyperparams(yaml_file)
         self.files = {"hyperparams": yaml_file, "weights": weights_file}
         self.model = build_flow_model(self.params)
         load_official(self.model, weights_file)
+        self.kernels = kernels
+        use_onednn_linears(self.model, kernels == "fused")
         try:
             self.device = torch.device(device)
             self.model.eval().to(self.device)
@@ -229,7 +235,7 @@ class CosyVoiceFlow(Component):
     def describe(self) -> dict:
         return {"variant": self.variant, "feature_dim": self.feature_dim, "token_mel_ratio": self.token_mel_ratio,
                 "vocab_size": self.vocab_size, "spk_embed_dim": self.spk_embed_dim,
-                "chunk_tokens": self.chunk_tokens}
+                "chunk_tokens": self.chunk_tokens, "kernels": self.kernels}
 
     @property
     def guidance_scale(self) -> float:
