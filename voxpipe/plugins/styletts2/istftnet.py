@@ -25,9 +25,6 @@ from voxpipe.plugins.styletts2.decoder_front import (
 )
 from voxpipe.plugins.styletts2.layers import AdaIN1d
 
-# The generator stages a `dtype: bfloat16` decoder computes in bf16 (see ISTFTNetGenerator.use_dtype).
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
 
 def _same_padding(kernel: int, dilation: int = 1) -> int:
     return (kernel * dilation - dilation) // 2
@@ -240,7 +237,7 @@ class StyleDecoder(AdainDecoderFront, Component, nn.Module):
                                            resblock_dilation_sizes, upsample_kernel_sizes, gen_istft_n_fft,
                                            gen_istft_hop_size, sample_rate, harmonics, voiced_threshold)
         self.dtype = dtype
-        self.generator.use_dtype(DTYPES[dtype])  # before loading: the weights are rounded once, on load
+        self.generator.use_dtype(getattr(torch, dtype))  # before loading: the weights are rounded once, on load
 
     def forward(self, asr: torch.Tensor, f0: torch.Tensor, energy: torch.Tensor, style: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:

@@ -33,7 +33,6 @@ def torch_device(device: str) -> torch.device:
         raise ConfigError(f"device {device!r} is not a torch device ({error}); use e.g. 'cpu' or 'cuda:0'") from None
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_CHUNK_FRAMES = 2048  # ~22 s at 24 kHz / hop 256: sentence-length inputs decode in one pass
 
 
@@ -75,7 +74,7 @@ class CheckpointVocoder(Vocoder):
     files: CheckpointFiles
     chunk_frames: int | None
 
-    def _load(self, weights: str, device: str, kernels: str = "reference", dtype: str = "float32") -> dict[str, Any]:
+    def _load(self, weights: str, device: str, kernels: str, dtype: str) -> dict[str, Any]:
         """Resolve, parse config, build the module, load weights strictly, choose its kernels and
         the dtype of its body; returns the specs."""
         target = torch_device(device)
@@ -87,7 +86,7 @@ class CheckpointVocoder(Vocoder):
         load_strict(model, state_dict, self.files)
         set_fused(model, kernels)  # the Linear layers (modules.Linear)
         self.kernels, self.dtype = kernels, dtype
-        model.use_dtype(DTYPES[dtype])  # after loading: the float32 weights are rounded once
+        model.use_dtype(getattr(torch, dtype))  # after loading: the float32 weights are rounded once
         try:
             self.model = model.eval().to(target)
         except (RuntimeError, AssertionError) as error:  # e.g. CUDA requested but unavailable
