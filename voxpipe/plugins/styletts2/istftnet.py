@@ -147,7 +147,7 @@ class ISTFTNetGenerator(nn.Module):
         The harmonic source, its STFT, `conv_post` (whose outputs are the log-magnitude and the
         phase of the spectrum) and the inverse STFT stay float32: with `conv_post` in bf16 too the
         log-mel distance to float32 audio was 0.17 on Kokoro-82M, with it in float32 0.04
-        (docs/performance.md, "Kokoro-82M in torch")."""
+        (docs/performance.md, the 2026-12-02 23:31 section)."""
         self.stage_dtype = dtype
         for stage in (self.ups, self.resblocks, self.noise_convs, self.noise_res):
             stage.to(dtype)
