@@ -24,26 +24,31 @@ OMP_PAUSE_SOFT = 1
 OPENMP_RUNTIMES = ("libgomp", "libiomp5", "libomp")  # GNU (torch's Linux wheels), Intel, LLVM
 
 
+def loaded_runtimes() -> frozenset[str] | None:
+    """Paths of the OpenMP runtimes mapped into this process (torch's, and any other copy a
+    library brought); None where /proc/self/maps cannot be read."""
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return None
+    paths = {fields[-1] for fields in (line.split(maxsplit=5) for line in maps) if len(fields) == 6}
+    return frozenset(path for path in paths if Path(path).name.startswith(OPENMP_RUNTIMES))
+
+
 @functools.cache
 def _pause_functions() -> tuple:
     """`omp_pause_resource_all` of every OpenMP runtime loaded in this process (torch's, and any
     other copy a library bundles); empty without /proc/self/maps or without OpenMP 5.0 pauses."""
     import torch  # noqa: F401 - loads the runtime torch uses
 
-    try:
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return ()
-    paths = {fields[-1] for fields in (line.split(maxsplit=5) for line in maps) if len(fields) == 6}
     found = []
-    for path in sorted(paths):
-        if Path(path).name.startswith(OPENMP_RUNTIMES):
-            try:
-                pause = ctypes.CDLL(path).omp_pause_resource_all  # the loaded library's own handle
-            except (OSError, AttributeError):
-                continue
-            pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
-            found.append(pause)
+    for path in sorted(loaded_runtimes() or ()):
+        try:
+            pause = ctypes.CDLL(path).omp_pause_resource_all  # the loaded library's own handle
+        except (OSError, AttributeError):
+            continue
+        pause.argtypes, pause.restype = [ctypes.c_int], ctypes.c_int
+        found.append(pause)
     return tuple(found)
 
 

