@@ -64,3 +64,13 @@ def test_plugins_cpu_prints_model_features_and_auto_choice(capsys):
     cpu = detect()
     assert cpu.model in out and cpu.vector_level in out
     assert "--precision auto: torch " + ("bf16" if cpu.has_bf16 else "fp32") in out
+    from voxpipe.core import native
+
+    expected = "on: compiled on first use with" if native.find_compiler() else "unavailable: no C compiler found"
+    assert f"native kernels (the fused kernels' element-wise chains): {expected}" in out
+
+
+def test_plugins_cpu_reports_native_kernels_switched_off(capsys, monkeypatch):
+    monkeypatch.setenv("VOXPIPE_NATIVE_KERNELS", "0")
+    assert main(["plugins", "--cpu"]) == 0
+    assert "native kernels (the fused kernels' element-wise chains): off (VOXPIPE_NATIVE_KERNELS=0)" in capsys.readouterr().out

@@ -94,6 +94,7 @@ def cmd_plugins(args) -> int:
         return _print_options(registry, args.options)
     if getattr(args, "cpu", False):
         from voxpipe.core.cpu import detect
+        from voxpipe.core.native import describe as describe_native_kernels
         from voxpipe.core.precision import AUTO_KERNELS, choose_precision
 
         cpu = detect()
@@ -104,6 +105,7 @@ def cmd_plugins(args) -> int:
         print(f"--precision auto: torch {torch_auto} with {AUTO_KERNELS} kernels (vocoder body "
               f"{torch_auto}, its spectrum heads fp32; Kokoro in torch: decoder {torch_auto}); "
               f"onnx {choose_precision('auto', ('fp32', 'int8'), cpu)} (int8 only when asked)")
+        print(f"native kernels (the fused kernels' element-wise chains): {describe_native_kernels()}")
         return EXIT_OK
     rows = [("KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION")]
     rows += [(i.kind, i.name, i.package, i.version, i.description) for i in registry.components()]

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from voxpipe.core import onednn
+from voxpipe.plugins.zipvoice import native_kernels
 
 SWOOSH_SLOPE = 0.08
 EXP_FINITE_BELOW = 88.0  # float32 exp(a) is finite for a <= 88.72 (FLT_MAX = e^88.72)
@@ -82,15 +83,19 @@ def _swoosh(x: Tensor, offset: float, constant: float) -> Tensor:
 
 
 def _swoosh_fused_without_constant(x: Tensor, offset: float) -> Tensor:
-    """softplus(x - offset) - 0.08 x in three passes (fast path; the constant is folded elsewhere).
+    """softplus(x - offset) - 0.08 x (fast path; the constant is folded elsewhere).
 
-    Same function as `_swoosh` minus its constant, rounded differently (log1p form, ~1e-7
-    relative per activation): used only by the `fused` kernels, never by the parity path.
-    bf16/fp16 inputs are computed in their own dtype as exp + log1p (log1p keeps log(1 + e)
-    accurate for small e): a float32 round trip costs two more passes over the widest
-    activations, and the bf16 output rounds its extra precision away (a full-size bf16 decoder
-    call 0.714 -> 0.696 s, docs/performance.md).
+    Same function as `_swoosh` minus its constant, rounded differently: used only by the `fused`
+    kernels, never by the parity path. On the CPU this is one native pass where a C compiler is
+    at hand (native_kernels.py: float32 arithmetic rounded once; bf16 results correctly rounded).
+    Otherwise torch operations: float32 in the log1p form (~1e-7 relative per activation);
+    bf16/fp16 in their own dtype as exp + log1p (log1p keeps log(1 + e) accurate for small e): a
+    float32 round trip costs two more passes over the widest activations (a full-size bf16
+    decoder call 0.714 -> 0.696 s without it, docs/performance.md).
     """
+    native = native_kernels.swoosh_without_constant(x, offset, SWOOSH_SLOPE)
+    if native is not None:
+        return native
     if x.dtype not in (torch.bfloat16, torch.float16):
         return nn.functional.softplus(x - offset).sub_(x, alpha=SWOOSH_SLOPE)
     shifted = x - offset

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from voxpipe.core.kernels import set_fused
+from voxpipe.plugins.zipvoice import native_kernels
 from voxpipe.plugins.zipvoice.scaling import (
     ActivationAndLinear,
     BiasNorm,
@@ -104,7 +105,11 @@ class RelPositionMultiheadAttentionWeights(nn.Module):
 
     in_proj packs [queries (H*dq) | keys (H*dq) | position queries (H*dp)]; no 1/sqrt(d) factor
     (it is folded into the trained weights). Padded keys get score -1000 before the softmax.
+    With the fused kernels the position scores, padding and softmax are one native pass where a
+    C compiler is at hand (native_kernels.py; the sum is not rounded before the softmax).
     """
+
+    fused: bool = False
 
     def __init__(self, embed_dim: int, pos_dim: int, num_heads: int, query_head_dim: int, pos_head_dim: int) -> None:
         super().__init__()
@@ -127,7 +132,11 @@ class RelPositionMultiheadAttentionWeights(nn.Module):
         scores = torch.matmul(q, k)  # (H, B, T_query, T_key)
 
         if not regularize.happens("pos_emb_skip_rate"):
-            pos = self.linear_pos(pos_emb).reshape(-1, 2 * seq_len - 1, heads, dp).permute(2, 0, 3, 1)
+            pos = self.linear_pos(pos_emb).reshape(-1, 2 * seq_len - 1, heads, dp).permute(2, 0, 3, 1)  # (H, 1, dp, 2T-1)
+            if self.fused and pos.shape[1] == 1:  # one native pass: position scores, padding, softmax
+                weights = native_kernels.relative_attention_weights(scores, p, pos[:, 0], key_padding_mask)
+                if weights is not None:
+                    return weights
             rel_scores = torch.matmul(p, pos)  # (H, B, T_query, 2T-1), last axis = relative offset
             scores = scores + relative_to_absolute(rel_scores)
         scores = regularize.apply("penalize_scores", scores)
@@ -433,16 +442,18 @@ def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
     """Choose the arithmetic of every Zipformer block under `module`.
 
     reference: the official operation order, bit-identical to k2-fsa/ZipVoice (parity path).
-    fused: the same functions with fewer memory passes (softplus Swoosh with its constant folded
-    into the next bias, one-pass BiasNorm, lerp bypass, GLU) and faster CPU kernels (float32
-    GEMMs on oneDNN, `fused_linear`; the depthwise convolutions in channels-last memory,
-    `depthwise_conv_over_time`): rounding differs at ~1e-7 per op (bounded in
-    tests/test_precision.py).
+    fused: the same functions with fewer memory passes (Swoosh with its constant folded into the
+    next bias, in one native pass where a C compiler is at hand, native_kernels.py; one-pass
+    BiasNorm, lerp bypass, GLU) and faster CPU kernels (float32 GEMMs on oneDNN, `fused_linear`;
+    the depthwise convolutions in channels-last memory, `depthwise_conv_over_time`): rounding
+    differs at ~1e-7 per op (bounded in tests/test_precision.py).
     prepack (fused only): bf16 Linear weights also kept in oneDNN's layout (`scaling.packed_weight`:
     the same function, a second copy of those weights in memory), packed in their first call or
     by `scaling.pack_weights`.
     """
     set_fused(module, kernels)
+    if kernels == "fused":
+        native_kernels.prepare()  # compile/load the native Swoosh now, not inside the first synthesis
     for sub in module.modules():
         if hasattr(type(sub), "prepack"):
             sub.prepack = prepack and kernels == "fused"
