@@ -7,7 +7,7 @@ few lines of C compiled with `-O3 -march=native` do such a chain in one vectoriz
 instead (docs/performance.md): torch.compile's inductor (the same libm-accuracy arithmetic in one
 pass: 1.09x on the Swoosh, 18 s to compile it) and a table lookup through torch's gathers (1.1x).
 An extension built at install time would turn voxpipe into a platform wheel; compiling a few
-kilobytes of C once per machine (~0.5 s, cached) keeps it pure Python, and a machine without a
+kilobytes of C once per machine (~0.3 s, cached) keeps it pure Python, and a machine without a
 C compiler keeps the torch path.
 
 `load(source)` compiles a .c file shipped in the package into the cache (voxpipe/core/cache.py)

@@ -443,8 +443,8 @@ def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
 
     reference: the official operation order, bit-identical to k2-fsa/ZipVoice (parity path).
     fused: the same functions with fewer memory passes (Swoosh with its constant folded into the
-    next bias, in one native pass where a C compiler is at hand, native_kernels.py; one-pass
-    BiasNorm, lerp bypass, GLU) and faster CPU kernels (float32 GEMMs on oneDNN, `fused_linear`;
+    next bias; Swoosh and attention weights each in one native pass where a C compiler is at
+    hand, native_kernels.py; one-pass BiasNorm, lerp bypass, GLU) and faster CPU kernels (float32 GEMMs on oneDNN, `fused_linear`;
     the depthwise convolutions in channels-last memory, `depthwise_conv_over_time`): rounding
     differs at ~1e-7 per op (bounded in tests/test_precision.py).
     prepack (fused only): bf16 Linear weights also kept in oneDNN's layout (`scaling.packed_weight`:
@@ -453,7 +453,7 @@ def set_kernels(module: nn.Module, kernels: str, prepack: bool = False) -> None:
     """
     set_fused(module, kernels)
     if kernels == "fused":
-        native_kernels.prepare()  # compile/load the native Swoosh now, not inside the first synthesis
+        native_kernels.prepare()  # build/load the native kernels now, not inside the first synthesis
     for sub in module.modules():
         if hasattr(type(sub), "prepack"):
             sub.prepack = prepack and kernels == "fused"
