@@ -215,3 +215,12 @@ def test_fused_layer_takes_the_native_attention_and_matches_the_reference_layer(
         finally:
             native_kernels.relative_attention_weights = original
     assert calls and torch.allclose(fused, reference, atol=1e-6)
+
+
+@needs_compiler
+def test_a_cache_directory_others_may_write_to_is_made_private_first(fresh_cache):
+    directory = fresh_cache / "native"
+    directory.mkdir(mode=0o777)
+    directory.chmod(0o777)  # e.g. made under umask 0 or by hand: anyone could plant a library there
+    status = native_kernels.prepare()
+    assert str(directory) in status and not directory.stat().st_mode & 0o022

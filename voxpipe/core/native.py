@@ -10,8 +10,9 @@ An extension built at install time would turn voxpipe into a platform wheel; com
 kilobytes of C once per machine (~0.3 s, cached) keeps it pure Python, and a machine without a
 C compiler keeps the torch path.
 
-`load(source)` compiles a .c file shipped in the package into the cache (voxpipe/core/cache.py)
-under a name that hashes the source, the compiler and its version, the flags and the CPU (model
+`load(source)` compiles a .c file shipped in the package into the cache (voxpipe/core/cache.py;
+only if this user owns that directory and no one else may write to it) under a name that hashes
+the source, the compiler and its version, the flags and the CPU (model
 and flags: `-march=native` code must not run on another CPU), through a temporary file and a
 rename (concurrent processes both write a whole library); it never raises: a `NativeLibrary`
 whose `library` is None says why in `status`, and callers keep their torch code.
@@ -145,15 +146,24 @@ def _compile(compiler: list[str], flags: tuple[str, ...], source: Path, target: 
 
 
 def _directory() -> Path:
-    """cache_root()/native, or a fresh temporary directory when that is not writable."""
-    directory = cache_root() / "native"
+    """cache_root()/native if this user owns it and no one else can write to it (a library
+    planted there would run in this process), else a fresh private temporary directory."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if os.access(directory, os.W_OK):
-            return directory
-    except OSError:
+        directory = cache_root() / "native"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if _owned_by_this_user(directory):
+            mode = directory.stat().st_mode
+            if mode & 0o022:
+                directory.chmod(mode & ~0o022)
+            if not directory.stat().st_mode & 0o022 and os.access(directory, os.W_OK):
+                return directory
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
         pass
     return Path(tempfile.mkdtemp(prefix="voxpipe-native-"))
+
+
+def _owned_by_this_user(path: Path) -> bool:
+    return not hasattr(os, "getuid") or path.stat().st_uid == os.getuid()
 
 
 def load(source: Path) -> NativeLibrary:
