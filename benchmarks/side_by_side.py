@@ -21,6 +21,8 @@ Paths (see benchmarks/README.md for the reference environment):
   torch-fast      voxpipe's torch model with `kernels: fused` (fp32, fused chains, faster CPU kernels)
   torch-bf16 / torch-bf16-fast   the same in bf16 (`dtype: bfloat16`, the vocoder's body too; only fast with
                   native bf16)
+  torch-fast-torch-ops / torch-bf16-fast-torch-ops   torch-fast / torch-bf16-fast without the native
+                  kernels (their element-wise chains as torch operations); only with --paths
   onnx-fp32 / onnx-int8   voxpipe's export on onnxruntime (int8: dynamic quantization, opt-in)
 LuxTTS's 48 kHz vocoder (LinaCodec's upsampler + 48 kHz head) has no installable official
 implementation here, so the official paths' vocoder stage is the 24 kHz Vocos alone: a lower bound
@@ -57,7 +59,12 @@ TORCH_PATHS = {
     "torch-fast": ("float32", "fused"),
     "torch-bf16": ("bfloat16", "reference"),
     "torch-bf16-fast": ("bfloat16", "fused"),
+    "torch-fast-torch-ops": ("float32", "fused"),
+    "torch-bf16-fast-torch-ops": ("bfloat16", "fused"),
 }
+# The fused kernels with their element-wise chains as torch operations (VOXPIPE_NATIVE_KERNELS=0):
+# what the native kernels (voxpipe/core/native.py) save, timed in the same run. Only with --paths.
+NATIVE_OFF_PATHS = ("torch-fast-torch-ops", "torch-bf16-fast-torch-ops")
 VOXPIPE_PATHS = (*TORCH_PATHS, "onnx-fp32", "onnx-int8")
 OFFICIAL_PATHS = ("official", "official-onnx")
 DEFAULT_PATHS = ("official", "official-onnx", "torch-fp32", "torch-fast", "onnx-int8")
@@ -388,6 +395,14 @@ def worker(args) -> int:
         synthesize = make_voxpipe(args.worker, spec, cache, data, args.threads, args.model)
     synthesize()  # warm-up on the measured shapes (kernel choice, allocator, lazy imports)
     ready = {"ready": True, "python": sys.executable, "torch": torch.__version__}
+    if args.worker in TORCH_PATHS:
+        from voxpipe.core import native
+        from voxpipe.plugins.zipvoice import native_kernels
+
+        kernels = TORCH_PATHS[args.worker][1]
+        ready["native_kernels"] = native_kernels.prepare() if kernels == "fused" else "not used (reference kernels)"
+        if not native.enabled():
+            ready["native_kernels"] = f"off ({native.SWITCH_ENV}=0)"
     if args.count_flops:
         ready["gflop"] = roofline.synthesis_gflops(synthesize)
     print(PROTOCOL, json.dumps(ready), flush=True)
@@ -419,6 +434,8 @@ class Worker:
     def __init__(self, path: str, python: str, args, inputs: Path) -> None:
         self.path = path
         env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(args.threads))
+        if path in NATIVE_OFF_PATHS:
+            env["VOXPIPE_NATIVE_KERNELS"] = "0"
         command = [python, str(Path(__file__).resolve()), "--worker", path, "--scenario", args.scenario_now,
                    "--cache", str(args.cache), "--inputs", str(inputs), "--threads", str(args.threads),
                    "--model", args.model]
@@ -524,7 +541,8 @@ def run_rounds(scenario: str, workers: list, errors: dict, count: int) -> dict[s
         try:
             w.ready = w.read()
             ready.append(w)
-            print(f"[{scenario}] {w.path} ready", flush=True)
+            native = f" (native kernels: {w.ready['native_kernels']})" if "native_kernels" in w.ready else ""
+            print(f"[{scenario}] {w.path} ready{native}", flush=True)
         except Exception as error:  # noqa: BLE001 - report the path as not run, time the rest
             errors[w.path] = str(error)
     rounds: dict[str, list[dict]] = {w.path: [] for w in ready}
