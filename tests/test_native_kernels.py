@@ -7,12 +7,13 @@ skip, and the fallback tests check that the torch path then carries on.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from voxpipe.core import native
-from voxpipe.plugins.zipvoice import scaling, native_kernels
+from voxpipe.plugins.zipvoice import native_kernels, scaling
 
 needs_compiler = pytest.mark.skipif(native.find_compiler() is None, reason="no C compiler on this machine")
 OFFSETS = (1.0, 4.0)  # Swoosh-R, Swoosh-L
@@ -196,7 +197,11 @@ def test_attention_weights_propagate_nan_and_take_a_fully_padded_row(fresh_cache
 
 @needs_compiler
 def test_fused_layer_takes_the_native_attention_and_matches_the_reference_layer(fresh_cache):
-    from voxpipe.plugins.zipvoice.zipformer import RelPositionMultiheadAttentionWeights, compact_rel_pos_encoding, set_kernels
+    from voxpipe.plugins.zipvoice.zipformer import (
+        RelPositionMultiheadAttentionWeights,
+        compact_rel_pos_encoding,
+        set_kernels,
+    )
 
     torch.manual_seed(0)
     layer = RelPositionMultiheadAttentionWeights(embed_dim=32, pos_dim=16, num_heads=4, query_head_dim=8, pos_head_dim=4)
@@ -224,3 +229,18 @@ def test_a_cache_directory_others_may_write_to_is_made_private_first(fresh_cache
     directory.chmod(0o777)  # e.g. made under umask 0 or by hand: anyone could plant a library there
     status = native_kernels.prepare()
     assert str(directory) in status and not directory.stat().st_mode & 0o022
+
+
+@needs_compiler
+def test_an_unusable_cache_directory_builds_a_private_copy_and_removes_it(fresh_cache, monkeypatch):
+    import tempfile
+
+    blocker = fresh_cache / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("VOXPIPE_CACHE_DIR", str(blocker))
+    leftovers = set(Path(tempfile.gettempdir()).glob("voxpipe-native-*"))
+    status = native_kernels.prepare()
+    assert status.endswith("a private temporary copy (the cache directory is not usable)"), status
+    x = torch.linspace(-5, 5, 101)
+    assert native_kernels.swoosh_without_constant(x, 1.0, scaling.SWOOSH_SLOPE) is not None
+    assert set(Path(tempfile.gettempdir()).glob("voxpipe-native-*")) == leftovers

@@ -107,7 +107,7 @@ def _arch_flag() -> str:
 def _compiler_version(compiler: list[str]) -> str:
     """First line of `compiler --version` ("" if it does not answer)."""
     try:
-        result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     lines = (result.stdout or result.stderr).strip().splitlines()
@@ -132,7 +132,7 @@ def _compile(compiler: list[str], flags: tuple[str, ...], source: Path, target: 
     os.close(handle)
     try:
         result = subprocess.run([*compiler, *flags, *COMMON_FLAGS, str(source), "-o", temporary],
-                                capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS)
+                                capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False)
         if result.returncode != 0:
             lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
             return (lines[0][:200] if lines else f"exit status {result.returncode}"), True
@@ -145,9 +145,10 @@ def _compile(compiler: list[str], flags: tuple[str, ...], source: Path, target: 
             os.remove(temporary)
 
 
-def _directory() -> Path:
-    """cache_root()/native if this user owns it and no one else can write to it (a library
-    planted there would run in this process), else a fresh private temporary directory."""
+def _directory() -> tuple[Path, bool]:
+    """(cache_root()/native, False) if this user owns it and no one else can write to it (a
+    library planted there would run in this process), else (a fresh private temporary directory,
+    True): the caller removes it once the library is loaded."""
     try:
         directory = cache_root() / "native"
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -156,10 +157,10 @@ def _directory() -> Path:
             if mode & 0o022:
                 directory.chmod(mode & ~0o022)
             if not directory.stat().st_mode & 0o022 and os.access(directory, os.W_OK):
-                return directory
+                return directory, False
     except (OSError, RuntimeError):  # RuntimeError: no home directory
         pass
-    return Path(tempfile.mkdtemp(prefix="voxpipe-native-"))
+    return Path(tempfile.mkdtemp(prefix="voxpipe-native-")), True
 
 
 def _owned_by_this_user(path: Path) -> bool:
@@ -192,32 +193,43 @@ def _load(source_path: str) -> NativeLibrary:
         return NativeLibrary(None, NO_COMPILER)
     version = _compiler_version(compiler)
     with _lock:
-        directory = _directory()
-        complaint = ""
-        # Most capable first: OpenMP + this CPU's instructions, then without OpenMP, then generic code.
-        for flags in ((_arch_flag(), OPENMP_FLAG), (_arch_flag(),), ()):
-            target = directory / _library_name(source, text, compiler, version, flags)
-            failed = target.with_name(target.name + FAILED_SUFFIX)
-            if not target.is_file():
-                if failed.is_file():
-                    complaint = complaint or failed.read_text(errors="replace").strip()
-                    continue
-                complaint, refused = _compile(compiler, flags, source, target)
-                if complaint:
-                    if refused:
-                        _remember_failure(failed, complaint)
-                    continue
-            before = loaded_runtimes()
-            try:
-                library = ctypes.CDLL(str(target))
-            except OSError as error:
-                complaint = str(error)[:200]
+        directory, temporary = _directory()
+        try:
+            return _build_and_load(source, text, compiler, version, directory, temporary)
+        finally:
+            if temporary:  # a loaded library stays mapped after its file is gone
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _build_and_load(source: Path, text: str, compiler: list[str], version: str, directory: Path,
+                    temporary: bool) -> NativeLibrary:
+    """The most capable build of `source` that compiles and loads, from `directory` (built there
+    if missing): OpenMP + this CPU's instructions, then without OpenMP, then generic code."""
+    complaint = ""
+    for flags in ((_arch_flag(), OPENMP_FLAG), (_arch_flag(),), ()):
+        target = directory / _library_name(source, text, compiler, version, flags)
+        failed = target.with_name(target.name + FAILED_SUFFIX)
+        if not target.is_file():
+            if failed.is_file():
+                complaint = complaint or failed.read_text(errors="replace").strip()
                 continue
-            after = loaded_runtimes()
-            threads_ok = OPENMP_FLAG in flags and before is not None and after is not None and after <= before
-            threads = "OpenMP shared with torch" if threads_ok else "one thread"
-            return NativeLibrary(library, f"compiled with {version or compiler[0]} ({' '.join(flags) or 'generic'}; "
-                                          f"{threads}): {target}", threads_ok)
+            complaint, refused = _compile(compiler, flags, source, target)
+            if complaint:
+                if refused:
+                    _remember_failure(failed, complaint)
+                continue
+        before = loaded_runtimes()
+        try:
+            library = ctypes.CDLL(str(target))
+        except OSError as error:
+            complaint = str(error)[:200]
+            continue
+        after = loaded_runtimes()
+        threads_ok = OPENMP_FLAG in flags and before is not None and after is not None and after <= before
+        threads = "OpenMP shared with torch" if threads_ok else "one thread"
+        where = "a private temporary copy (the cache directory is not usable)" if temporary else str(target)
+        return NativeLibrary(library, f"compiled with {version or compiler[0]} ({' '.join(flags) or 'generic'}; "
+                                      f"{threads}): {where}", threads_ok)
     return NativeLibrary(None, f"unavailable: {Path(compiler[0]).name} could not build {source.name}: {complaint}")
 
 
