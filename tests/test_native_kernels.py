@@ -1,4 +1,4 @@
-"""Native kernels (voxpipe/core/native.py) and the Swoosh kernel of the fused Zipformer path.
+"""Native kernels (voxpipe/core/native.py) and those of the fused Zipformer path (Swoosh, attention weights).
 
 The kernel tests need a C compiler (CI and the project's machines have gcc); without one they
 skip, and the fallback tests check that the torch path then carries on.

@@ -11,8 +11,8 @@ kilobytes of C once per machine (~0.3 s, cached) keeps it pure Python, and a mac
 C compiler keeps the torch path.
 
 `load(source)` compiles a .c file shipped in the package into the cache (voxpipe/core/cache.py;
-only if this user owns that directory and no one else may write to it) under a name that hashes
-the source, the compiler and its version, the flags and the CPU (model
+only if this user owns that directory and no one else may write to it, else into a private
+temporary directory removed once the library is loaded) under a name that hashes the source, the compiler and its version, the flags and the CPU (model
 and flags: `-march=native` code must not run on another CPU), through a temporary file and a
 rename (concurrent processes both write a whole library); it never raises: a `NativeLibrary`
 whose `library` is None says why in `status`, and callers keep their torch code.
