@@ -12,10 +12,11 @@ C compiler keeps the torch path.
 
 `load(source)` compiles a .c file shipped in the package into the cache (voxpipe/core/cache.py;
 only if this user owns that directory and no one else may write to it, else into a private
-temporary directory removed once the library is loaded) under a name that hashes the source, the compiler and its version, the flags and the CPU (model
-and flags: `-march=native` code must not run on another CPU), through a temporary file and a
-rename (concurrent processes both write a whole library); it never raises: a `NativeLibrary`
-whose `library` is None says why in `status`, and callers keep their torch code.
+temporary directory removed once the library is loaded) under a name that hashes the source,
+the compiler and its version, the flags and the CPU (model and flags: `-march=native` code must
+not run on another CPU), through a temporary file and a rename (concurrent processes both write
+a whole library); it never raises: a `NativeLibrary` whose `library` is None says why in
+`status`, and callers keep their torch code.
 
 OpenMP: compiled with `-fopenmp` where the compiler has it. A GCC-built library then needs
 `libgomp.so.1`, which the dynamic loader resolves to the copy torch's Linux wheels already
