@@ -396,13 +396,10 @@ def worker(args) -> int:
     synthesize()  # warm-up on the measured shapes (kernel choice, allocator, lazy imports)
     ready = {"ready": True, "python": sys.executable, "torch": torch.__version__}
     if args.worker in TORCH_PATHS:
-        from voxpipe.core import native
         from voxpipe.plugins.zipvoice import native_kernels
 
-        kernels = TORCH_PATHS[args.worker][1]
-        ready["native_kernels"] = native_kernels.prepare() if kernels == "fused" else "not used (reference kernels)"
-        if not native.enabled():
-            ready["native_kernels"] = f"off ({native.SWITCH_ENV}=0)"
+        fused = TORCH_PATHS[args.worker][1] == "fused"
+        ready["native_kernels"] = native_kernels.prepare() if fused else "not used (reference kernels)"
     if args.count_flops:
         ready["gflop"] = roofline.synthesis_gflops(synthesize)
     print(PROTOCOL, json.dumps(ready), flush=True)

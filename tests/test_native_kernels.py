@@ -244,3 +244,11 @@ def test_an_unusable_cache_directory_builds_a_private_copy_and_removes_it(fresh_
     x = torch.linspace(-5, 5, 101)
     assert native_kernels.swoosh_without_constant(x, 1.0, scaling.SWOOSH_SLOPE) is not None
     assert set(Path(tempfile.gettempdir()).glob("voxpipe-native-*")) == leftovers
+
+
+@needs_compiler
+def test_attention_weights_leave_wide_position_heads_to_torch(fresh_cache):
+    scores, p, pos, mask = attention_inputs(torch.float32, frames=9, pos_dim=65)  # the C kernel takes D <= 64
+    assert native_kernels.relative_attention_weights(scores, p, pos, mask) is None
+    scores, p, pos, mask = attention_inputs(torch.float32, frames=9, pos_dim=64)
+    assert native_kernels.relative_attention_weights(scores, p, pos, mask) is not None

@@ -90,10 +90,14 @@ def find_compiler() -> list[str] | None:
     return None
 
 
+def _off() -> str:
+    return f"off ({SWITCH_ENV}={os.environ.get(SWITCH_ENV)})"
+
+
 def describe() -> str:
     """One line for `voxpipe plugins --cpu`: whether native kernels can be built here, with what."""
     if not enabled():
-        return f"off ({SWITCH_ENV}={os.environ.get(SWITCH_ENV)})"
+        return _off()
     compiler = find_compiler()
     if compiler is None:
         return f"{NO_COMPILER}; the torch operations run instead"
@@ -183,7 +187,7 @@ def _load(source_path: str) -> NativeLibrary:
     import torch  # noqa: F401 - torch's OpenMP runtime must be loaded first, for the library to share it
 
     if not enabled():
-        return NativeLibrary(None, f"off ({SWITCH_ENV}={os.environ.get(SWITCH_ENV)})")
+        return NativeLibrary(None, _off())
     source = Path(source_path)
     try:
         text = source.read_text()

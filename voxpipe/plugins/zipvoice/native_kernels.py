@@ -33,10 +33,10 @@ _pointer, _size = ctypes.c_void_p, ctypes.c_int64
 SIGNATURES = {
     # (x, y, n, offset, slope, threads): x and y contiguous, n values
     "swoosh": ([_pointer, _pointer, _size, ctypes.c_float, ctypes.c_float, ctypes.c_int], None),
-    # (scores, p, pos, pad or NULL, weights, H, B, T, D, threads) -> 0, or -1 (no buffer; use torch)
+    # (scores, p, pos, pad or NULL, weights, H, B, T, D, threads) -> 0, or -1 (no row buffer, or D above
+    # the C file's MAX_POS_DIM: use torch)
     "rel_softmax": ([_pointer] * 5 + [_size] * 4 + [ctypes.c_int], ctypes.c_int),
 }
-MAX_POS_DIM = 64  # native_kernels.c: MAX_POS_DIM
 
 
 @functools.cache
@@ -109,8 +109,7 @@ def relative_attention_weights(scores: Tensor, p: Tensor, pos: Tensor,
     or None -> weights (H, B, T, T), the dtype of scores. None where the native kernel does not run.
     """
     heads, batch, frames, width = scores.shape
-    if p.shape[:3] != (heads, batch, frames) or pos.shape != (heads, p.shape[3], 2 * frames - 1) \
-            or width != frames or p.shape[3] > MAX_POS_DIM:
+    if p.shape[:3] != (heads, batch, frames) or pos.shape != (heads, p.shape[3], 2 * frames - 1) or width != frames:
         return None
     found = _function("rel_softmax", scores, p, pos)
     if found is None:
